@@ -12,7 +12,17 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from dtn.errors import InvalidEid
+from dtn.bundle.cbor import (
+    MAJOR_TSTR,
+    MAJOR_UINT,
+    encode_tstr,
+    encode_uint,
+    read_array_head,
+    read_head,
+    read_tstr,
+    read_uint,
+)
+from dtn.errors import DecodeError, InvalidEid
 
 SCHEME_DTN = 1
 SCHEME_IPN = 2
@@ -192,6 +202,14 @@ def _is_uint(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+def _normalise_dtn_ssp(ssp: str) -> str:
+    """2020-era encoders (bp7-rs samples) omitted the leading ``//`` and wrote a bare node name for a node
+    ID (``"n1"``): accept and normalise to ``//n2/inbox`` and ``//n1/``."""
+    if ssp.startswith("//"):
+        return ssp
+    return "//" + ssp if "/" in ssp else "//" + ssp + "/"
+
+
 def eid_from_cbor(item: object) -> Eid:
     """An EID from its decoded CBOR form ``[scheme, ssp]``; raises ``InvalidEid``."""
     if not isinstance(item, list | tuple) or len(item) != 2:
@@ -204,8 +222,7 @@ def eid_from_cbor(item: object) -> Eid:
             raise InvalidEid(f"dtn SSP must be text or 0, got {ssp!r:.60}")
         if ssp == "none":
             raise InvalidEid("dtn:none must be encoded as [1, 0], not as text")
-        # 2020-era encoders omitted the leading '//': accept and normalise.
-        return DtnEid(ssp if ssp.startswith("//") else "//" + ssp)
+        return DtnEid(_normalise_dtn_ssp(ssp))
     if scheme == SCHEME_IPN and _is_uint(scheme):
         if not isinstance(ssp, list | tuple) or not all(_is_uint(n) for n in ssp):
             raise InvalidEid(f"ipn SSP must be an array of unsigned integers, got {ssp!r:.60}")
@@ -218,3 +235,60 @@ def eid_from_cbor(item: object) -> Eid:
             return IpnEid(ssp[1], ssp[2], ssp[0])
         raise InvalidEid(f"ipn SSP must have 2 or 3 elements, got {len(ssp)}")
     raise InvalidEid(f"unsupported EID scheme code {scheme!r} (supported: 1 dtn, 2 ipn)")
+
+
+# --- CBOR wire form, hand-rolled for the bundle codec's hot path -------------------------------------------
+
+_NULL_DTN_CBOR = b"\x82\x01\x00"
+
+
+def encode_eid(eid: Eid) -> bytes:
+    """The deterministic CBOR encoding of an EID (two-element ipn form, ``//`` dtn SSP)."""
+    if isinstance(eid, IpnEid):
+        return b"\x82\x02\x82" + encode_uint(eid.fqnn) + encode_uint(eid.service)
+    if eid.is_null:
+        return _NULL_DTN_CBOR
+    return b"\x82\x01" + encode_tstr(eid.ssp)
+
+
+def read_eid(buf: bytes, pos: int, end: int, what: str) -> tuple[Eid, int]:
+    """Read one CBOR-encoded EID at ``pos``: ``(eid, next_pos)``.
+
+    Raises ``DecodeError`` when the CBOR structure is wrong and ``InvalidEid`` when the structure is right
+    but the value is not a valid EID (unknown scheme, number out of range, bad dtn SSP), so that the
+    caller can pick the status-report reason.
+    """
+    count, pos = read_array_head(buf, pos, end, what)
+    if count != 2:
+        raise DecodeError(f"{what}: EID must be a 2-item array [scheme, ssp], got {count} items")
+    scheme, pos = read_uint(buf, pos, end, f"{what} scheme code")
+    if scheme == SCHEME_IPN:
+        n, pos = read_array_head(buf, pos, end, f"{what} ipn SSP")
+        if n == 2:
+            fqnn, pos = read_uint(buf, pos, end, f"{what} ipn node number")
+            service, pos = read_uint(buf, pos, end, f"{what} ipn service number")
+            if fqnn == 0 and service == 0:
+                return _NULL_IPN, pos
+            return IpnEid(fqnn & U32_MAX, service, fqnn >> 32), pos
+        if n == 3:
+            allocator, pos = read_uint(buf, pos, end, f"{what} ipn allocator")
+            node, pos = read_uint(buf, pos, end, f"{what} ipn node number")
+            service, pos = read_uint(buf, pos, end, f"{what} ipn service number")
+            return IpnEid(node, service, allocator), pos
+        raise InvalidEid(f"{what}: ipn SSP must have 2 or 3 elements, got {n}")
+    if scheme == SCHEME_DTN:
+        major, value, nxt = read_head(buf, pos, end)
+        if major == MAJOR_UINT:
+            if value != 0:
+                raise InvalidEid(f"{what}: dtn SSP integer must be 0 (dtn:none), got {value}")
+            return NULL_EID, nxt
+        if major != MAJOR_TSTR:
+            raise DecodeError(f"{what}: dtn SSP must be a text string or 0")
+        ssp, pos = read_tstr(buf, pos, end, f"{what} dtn SSP")
+        if ssp == "none":
+            raise InvalidEid(f"{what}: dtn:none must be encoded as [1, 0], not as text")
+        return DtnEid(_normalise_dtn_ssp(ssp)), pos
+    raise InvalidEid(f"{what}: unsupported EID scheme code {scheme} (supported: 1 dtn, 2 ipn)")
+
+
+_NULL_IPN = IpnEid(0, 0)
