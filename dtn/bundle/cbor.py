@@ -116,10 +116,18 @@ def read_head(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
 
 def read_uint(buf: bytes, pos: int, end: int, what: str) -> tuple[int, int]:
     """An unsigned integer: ``(value, next_pos)``."""
-    if pos < end:
+    if pos < end:  # fast paths: shortest-form unsigned integers
         initial = buf[pos]
-        if initial < 24:  # fast path: small uint
+        if initial < 24:
             return initial, pos + 1
+        if initial == 0x1A and pos + 5 <= end:
+            return int.from_bytes(buf[pos + 1 : pos + 5], "big"), pos + 5
+        if initial == 0x1B and pos + 9 <= end:
+            return int.from_bytes(buf[pos + 1 : pos + 9], "big"), pos + 9
+        if initial == 0x18 and pos + 2 <= end:
+            return buf[pos + 1], pos + 2
+        if initial == 0x19 and pos + 3 <= end:
+            return buf[pos + 1] << 8 | buf[pos + 2], pos + 3
     major, value, nxt = read_head(buf, pos, end)
     if major != MAJOR_UINT or value < 0:
         raise _fail(f"{what}: expected an unsigned integer, got a {_MAJOR_NAMES[major]} at offset {pos}")

@@ -11,7 +11,10 @@ shortest-form heads, never tag 24, and recomputes the CRC of every block without
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+
+from crc32c import crc32c as _crc32c
 
 from dtn.bundle.blocks import (
     PAYLOAD_BLOCK_NUMBER,
@@ -35,7 +38,7 @@ from dtn.bundle.cbor import (
 )
 from dtn.bundle.crc import CrcType, block_crc
 from dtn.bundle.eid import encode_eid, read_eid
-from dtn.bundle.flags import REPORT_REQUEST_FLAGS, BlockFlag, BlockType, BundleFlag
+from dtn.bundle.flags import REPORT_REQUEST_FLAGS, BlockFlag, BlockType, BundleFlag, block_flags, bundle_flags
 from dtn.bundle.reasons import StatusReason
 from dtn.errors import DecodeError, EncodeError, InvalidEid
 
@@ -48,11 +51,51 @@ DEFAULT_MAX_BLOCKS = 64
 _CRC_TYPES = (CrcType.NONE, CrcType.CRC16_X25, CrcType.CRC32C)
 _CRC_LENGTHS = (0, 2, 4)
 _CRC_HEADS = (b"", b"\x42", b"\x44")
+_ZERO4 = b"\x00\x00\x00\x00"
+# Plain-int copies of the flags and types the checks test (IntFlag/IntEnum operators are slow).
+_PAYLOAD = int(BlockType.PAYLOAD)
+_BUNDLE_AGE = int(BlockType.BUNDLE_AGE)
+_IS_FRAGMENT = int(BundleFlag.IS_FRAGMENT)
+_ADMIN = int(BundleFlag.ADMIN_RECORD)
+_ION_BIBE = int(BundleFlag.ION_BIBE)
+_MUST_NOT_FRAGMENT = int(BundleFlag.MUST_NOT_FRAGMENT)
+_REPORTS = int(REPORT_REQUEST_FLAGS)
 _TYPED: dict[int, Callable[[BlockData], object]] = {
     BlockType.PREVIOUS_NODE: PreviousNode.from_data,
     BlockType.BUNDLE_AGE: BundleAge.from_data,
     BlockType.HOP_COUNT: HopCount.from_data,
 }
+
+
+# The decoder fills the frozen, slotted blocks through their slot descriptors: the generated __init__ of a
+# frozen dataclass costs a generic object.__setattr__ per field, a third of the decode time of a small bundle.
+def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Callable[[object, object], None], ...]:
+    declared = tuple(f.name for f in dataclasses.fields(cls))
+    if declared != names:  # pragma: no cover - guards against a field added without updating the decoder
+        raise RuntimeError(f"{cls.__name__} fields changed: {declared}")
+    return tuple(cls.__dict__[name].__set__ for name in names)
+
+
+_new = object.__new__
+(_p_flags, _p_crc, _p_dst, _p_src, _p_rpt, _p_created, _p_seq, _p_life, _p_off, _p_total, _p_image) = _slot_setters(
+    PrimaryBlock,
+    (
+        "flags",
+        "crc_type",
+        "destination",
+        "source",
+        "report_to",
+        "creation_ms",
+        "sequence",
+        "lifetime_ms",
+        "fragment_offset",
+        "total_adu_length",
+        "image",
+    ),
+)
+(_c_type, _c_number, _c_flags, _c_crc, _c_data, _c_image) = _slot_setters(
+    CanonicalBlock, ("block_type", "number", "flags", "crc_type", "data", "image")
+)
 
 
 # --- decoding ----------------------------------------------------------------------------------------------
@@ -135,12 +178,16 @@ def _decode(data: bytes | bytearray | memoryview, max_bytes: int, max_blocks: in
 
 def _decode_primary(buf: bytes, mv: memoryview, pos: int, end: int) -> tuple[PrimaryBlock, int]:
     start = pos
-    n, pos = read_array_head(buf, pos, end, "primary block")
-    if not 8 <= n <= 11:
-        raise DecodeError(f"primary block must have 8 to 11 items, has {n}")
-    version, pos = read_uint(buf, pos, end, "version")
-    if version != BPV7_VERSION:
-        raise DecodeError(f"bundle protocol version {version}, expected 7")
+    if pos + 2 <= end and 0x88 <= buf[pos] <= 0x8B and buf[pos + 1] == BPV7_VERSION:
+        n = buf[pos] - 0x80
+        pos += 2
+    else:
+        n, pos = read_array_head(buf, pos, end, "primary block")
+        if not 8 <= n <= 11:
+            raise DecodeError(f"primary block must have 8 to 11 items, has {n}")
+        version, pos = read_uint(buf, pos, end, "version")
+        if version != BPV7_VERSION:
+            raise DecodeError(f"bundle protocol version {version}, expected 7")
     flags, pos = read_uint(buf, pos, end, "bundle processing control flags")
     crc_type, pos = read_uint(buf, pos, end, "primary block CRC type")
     if crc_type > 2:
@@ -184,31 +231,41 @@ def _decode_primary(buf: bytes, mv: memoryview, pos: int, end: int) -> tuple[Pri
         total, pos = read_uint(buf, pos, end, "total ADU length")
     if crc_type:
         pos = _verify_crc(buf, mv, start, pos, end, crc_type, "primary block")
-    primary = PrimaryBlock(
-        BundleFlag(flags),
-        _CRC_TYPES[crc_type],
-        destination,
-        source,
-        report_to,
-        creation_ms,
-        sequence,
-        lifetime_ms,
-        offset,
-        total,
-    )
-    object.__setattr__(primary, "image", mv[start:pos])
+    primary = _new(PrimaryBlock)
+    _p_flags(primary, bundle_flags(flags))
+    _p_crc(primary, _CRC_TYPES[crc_type])
+    _p_dst(primary, destination)
+    _p_src(primary, source)
+    _p_rpt(primary, report_to)
+    _p_created(primary, creation_ms)
+    _p_seq(primary, sequence)
+    _p_life(primary, lifetime_ms)
+    _p_off(primary, offset)
+    _p_total(primary, total)
+    _p_image(primary, mv[start:pos])
     return primary, pos
 
 
 def _verify_crc(buf: bytes, mv: memoryview, start: int, pos: int, end: int, crc_type: int, what: str) -> int:
     """Check the CRC item at ``pos`` of the block starting at ``start``; returns the block's end."""
-    length = _CRC_LENGTHS[crc_type]
-    value_start, value_end = read_string(buf, pos, end, MAJOR_BSTR, f"{what} CRC")
-    if value_end - value_start != length:
-        raise DecodeError(f"{what} CRC must be {length} bytes for CRC type {crc_type}, got {value_end - value_start}")
-    if value_start - pos != 1:
+    length = 4 if crc_type == 2 else 2
+    if pos < end and buf[pos] == 0x40 | length:
+        value_start = pos + 1
+        value_end = value_start + length
+        if value_end > end:
+            raise DecodeError(f"{what}: truncated CRC")
+    else:
+        value_start, value_end = read_string(buf, pos, end, MAJOR_BSTR, f"{what} CRC")
+        if value_end - value_start != length:
+            raise DecodeError(
+                f"{what} CRC must be {length} bytes for CRC type {crc_type}, got {value_end - value_start}"
+            )
         raise DecodeError(f"{what} CRC byte-string head is not in shortest form")
-    if block_crc(crc_type, mv[start:value_start]) != buf[value_start:value_end]:
+    if crc_type == 2:
+        computed = _crc32c(_ZERO4, _crc32c(mv[start:value_start]))
+    else:
+        computed = int.from_bytes(block_crc(1, mv[start:value_start]), "big")
+    if computed != int.from_bytes(buf[value_start:value_end], "big"):
         raise DecodeError(f"{what} CRC mismatch")
     return value_end
 
@@ -245,8 +302,13 @@ def _decode_canonical(buf: bytes, mv: memoryview, pos: int, end: int) -> tuple[C
     pos = data_end
     if crc_type:
         pos = _verify_crc(buf, mv, start, pos, end, crc_type, f"block {number}")
-    block = CanonicalBlock(block_type, number, BlockFlag(flags), _CRC_TYPES[crc_type], mv[data_start:data_end])
-    object.__setattr__(block, "image", mv[start:pos])
+    block = _new(CanonicalBlock)
+    _c_type(block, block_type)
+    _c_number(block, number)
+    _c_flags(block, block_flags(flags))
+    _c_crc(block, _CRC_TYPES[crc_type])
+    _c_data(block, mv[data_start:data_end])
+    _c_image(block, mv[start:pos])
     return block, pos
 
 
@@ -294,17 +356,17 @@ def _check(
     if not blocks:
         return "bundle has no payload block", StatusReason.BLOCK_UNINTELLIGIBLE
     last = blocks[-1]
-    if last.block_type != BlockType.PAYLOAD:
+    if last.block_type != _PAYLOAD:
         return "the last block is not the payload block", StatusReason.BLOCK_UNINTELLIGIBLE
     if last.number != PAYLOAD_BLOCK_NUMBER:
         return f"payload block number is {last.number}, must be 1", StatusReason.BLOCK_UNINTELLIGIBLE
-    flags = primary.flags
+    flags = int(primary.flags)
     if len(blocks) > 1:
         numbers = {PAYLOAD_BLOCK_NUMBER}
         seen_types: set[int] = set()
         for b in blocks[:-1]:
             bt = b.block_type
-            if bt == BlockType.PAYLOAD:
+            if bt == _PAYLOAD:
                 return "more than one payload block", StatusReason.BLOCK_UNINTELLIGIBLE
             if bt == 0:
                 return f"block {b.number} has the reserved block type 0", StatusReason.BLOCK_UNINTELLIGIBLE
@@ -321,11 +383,11 @@ def _check(
                     parse(b.data)
                 except DecodeError as exc:
                     return f"block {b.number}: {exc.args[0]}", StatusReason.BLOCK_UNINTELLIGIBLE
-        if require_bundle_age and primary.creation_ms == 0 and BlockType.BUNDLE_AGE not in seen_types:
+        if require_bundle_age and primary.creation_ms == 0 and _BUNDLE_AGE not in seen_types:
             return "creation time is 0 but there is no bundle age block", StatusReason.BLOCK_UNINTELLIGIBLE
     elif require_bundle_age and primary.creation_ms == 0:
         return "creation time is 0 but there is no bundle age block", StatusReason.BLOCK_UNINTELLIGIBLE
-    if flags & BundleFlag.IS_FRAGMENT:
+    if flags & _IS_FRAGMENT:
         offset, total = primary.fragment_offset, primary.total_adu_length
         if offset is None or total is None:
             return "fragment without fragment offset and total ADU length", StatusReason.BLOCK_UNINTELLIGIBLE
@@ -336,17 +398,19 @@ def _check(
             )
     elif primary.fragment_offset is not None or primary.total_adu_length is not None:
         return "fragment offset given but the fragment flag is clear", StatusReason.BLOCK_UNINTELLIGIBLE
-    reports = flags & REPORT_REQUEST_FLAGS
-    admin = flags & BundleFlag.ADMIN_RECORD
+    reports = flags & _REPORTS
+    admin = flags & _ADMIN
     anonymous = primary.source.is_null
-    if admin and reports and not flags & BundleFlag.ION_BIBE:
+    if not (reports or admin or anonymous):
+        return None
+    if admin and reports and not flags & _ION_BIBE:
         return "administrative record requests status reports", StatusReason.BLOCK_UNINTELLIGIBLE
     if anonymous:
         if reports:
             return "anonymous bundle (null source) requests status reports", StatusReason.BLOCK_UNINTELLIGIBLE
-        if not flags & BundleFlag.MUST_NOT_FRAGMENT:
+        if not flags & _MUST_NOT_FRAGMENT:
             return "anonymous bundle (null source) must have 'must not fragment' set", StatusReason.BLOCK_UNINTELLIGIBLE
-    if (anonymous or (admin and not flags & BundleFlag.ION_BIBE)) and any(
+    if (anonymous or (admin and not flags & _ION_BIBE)) and any(
         b.flags & BlockFlag.REPORT_IF_UNPROCESSABLE for b in blocks
     ):
         return (

@@ -76,12 +76,12 @@ def block_crc(crc_type: CrcType | int, *parts: bytes | bytearray | memoryview) -
     Computes the CRC as RFC 9171 §4.2.1 and erratum 8043 say (the value bytes zeroed, their 0x42/0x44
     head kept) without copying the parts: the zero value bytes are fed after them.
     """
-    if crc_type == CrcType.CRC32C:
+    if crc_type == 2:  # CRC-32C
         value = 0
         for part in parts:
             value = _crc32c.crc32c(part, value)
         return int(_crc32c.crc32c(_ZEROS[2], value)).to_bytes(4, "big")
-    if crc_type == CrcType.CRC16_X25:
+    if crc_type == 1:  # CRC-16/X.25
         state = 0xFFFF
         for part in parts:
             state = _crc16_state(part, state)

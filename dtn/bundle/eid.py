@@ -258,6 +258,11 @@ def read_eid(buf: bytes, pos: int, end: int, what: str) -> tuple[Eid, int]:
     but the value is not a valid EID (unknown scheme, number out of range, bad dtn SSP), so that the
     caller can pick the status-report reason.
     """
+    if pos + 5 <= end and buf[pos] == 0x82 and buf[pos + 1] == SCHEME_IPN and buf[pos + 2] == 0x82:
+        node = buf[pos + 3]
+        service = buf[pos + 4]
+        if node < _SMALL and service < _SMALL:  # fast path: ipn:N.S with N, S < 24
+            return _SMALL_IPN[node * _SMALL + service], pos + 5
     count, pos = read_array_head(buf, pos, end, what)
     if count != 2:
         raise DecodeError(f"{what}: EID must be a 2-item array [scheme, ssp], got {count} items")
@@ -292,3 +297,6 @@ def read_eid(buf: bytes, pos: int, end: int, what: str) -> tuple[Eid, int]:
 
 
 _NULL_IPN = IpnEid(0, 0)
+_SMALL = 24
+# Immutable table of the ipn EIDs whose numbers fit in a one-byte CBOR head (the common case on the wire).
+_SMALL_IPN: tuple[IpnEid, ...] = tuple(IpnEid(n, s) for n in range(_SMALL) for s in range(_SMALL))

@@ -56,3 +56,31 @@ KNOWN_BLOCK_TYPES = frozenset(int(t) for t in BlockType)
 
 #: No block processing control flags (a handy default).
 NO_BLOCK_FLAGS = BlockFlag(0)
+
+# Fast, memory-bounded conversion of wire values. ``IntFlag(value)`` memoises every value it has seen in the
+# class's value map, so flag words chosen by a peer would grow it without bound; values with bits we do not
+# name are built afresh and not memoised.
+_BUNDLE_FLAG_MAP = BundleFlag._value2member_map_
+_BLOCK_FLAG_MAP = BlockFlag._value2member_map_
+_BUNDLE_KNOWN = sum(int(f) for f in BundleFlag)
+_BLOCK_KNOWN = sum(int(f) for f in BlockFlag)
+
+
+def bundle_flags(value: int) -> BundleFlag:
+    """``BundleFlag(value)``, keeping unknown bits, without memoising values that carry unknown bits."""
+    flag = _BUNDLE_FLAG_MAP.get(value)
+    if flag is None:
+        flag = BundleFlag(value)
+        if value & ~_BUNDLE_KNOWN:
+            _BUNDLE_FLAG_MAP.pop(value, None)
+    return flag  # type: ignore[return-value]
+
+
+def block_flags(value: int) -> BlockFlag:
+    """``BlockFlag(value)``, keeping unknown bits, without memoising values that carry unknown bits."""
+    flag = _BLOCK_FLAG_MAP.get(value)
+    if flag is None:
+        flag = BlockFlag(value)
+        if value & ~_BLOCK_KNOWN:
+            _BLOCK_FLAG_MAP.pop(value, None)
+    return flag  # type: ignore[return-value]
