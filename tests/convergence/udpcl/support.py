@@ -57,9 +57,10 @@ class RecordingSink:
     received: asyncio.Queue[tuple[Link, bytes]] = field(default_factory=asyncio.Queue)
     ups: list[Link] = field(default_factory=list)
     downs: list[tuple[Link, str]] = field(default_factory=list)
-    link_events: asyncio.Event = field(default_factory=asyncio.Event)
+    entered: asyncio.Event = field(default_factory=asyncio.Event)  # set once bundle_received has been called
 
     async def bundle_received(self, link: Link, data: bytes) -> RefuseReason | None:
+        self.entered.set()
         if self.hold is not None:
             await self.hold.wait()
         self.received.put_nowait((link, data))
@@ -69,11 +70,9 @@ class RecordingSink:
 
     def link_up(self, link: Link) -> None:
         self.ups.append(link)
-        self.link_events.set()
 
     def link_down(self, link: Link, reason: str) -> None:
         self.downs.append((link, reason))
-        self.link_events.set()
 
     async def next(self, timeout_s: float = 5.0) -> tuple[Link, bytes]:
         return await asyncio.wait_for(self.received.get(), timeout_s)
