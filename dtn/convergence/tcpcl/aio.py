@@ -1,0 +1,431 @@
+"""The asyncio adapter for TCPCLv4: sockets, TLS and timers around the sans-I/O ``TcpclSession``.
+
+``TcpclConvergenceLayer`` implements ``dtn.convergence.base.ConvergenceLayer`` (scheme ``tcpcl``). Each TCP
+connection is one ``TcpclLink`` (an ``asyncio.Protocol`` and a ``Link``). Backpressure both ways: segments are
+produced only while the transport's write buffer is below its high-water mark, and the socket is not read while
+too many received bundles wait for the node (``BundleSink.bundle_received``) to commit them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Coroutine
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit
+
+from dtn.convergence.base import BundleSink, LinkLimits, Outcome, RefuseReason, SendResult
+from dtn.convergence.tcpcl.messages import DEFAULT_PORT, SessTermReason
+from dtn.convergence.tcpcl.session import (
+    Event,
+    MessageRejected,
+    Role,
+    SessionConfig,
+    SessionEnded,
+    SessionUp,
+    StartTls,
+    TcpclSession,
+    TransferAcked,
+    TransferFailed,
+    TransferReceived,
+    TransferRefused,
+    TransferTooLarge,
+)
+from dtn.convergence.tcpcl.tls import node_ids_from_certificate
+from dtn.errors import ConfigError, LocalProtocolError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TcpclConfig:
+    """Adapter settings. TLS is offered (CAN_TLS) when both contexts are given; see ``dtn.convergence.tcpcl.tls``."""
+
+    session: SessionConfig = field(default_factory=SessionConfig)
+    ssl_server: ssl.SSLContext | None = None
+    ssl_client: ssl.SSLContext | None = None
+    connect_timeout_s: float = 30.0
+    close_timeout_s: float = 10.0
+    write_high_water_bytes: int = 4 << 20
+    tls_handshake_timeout_s: float = 30.0
+    linger_s: float = 2.0  # after our FIN, how long we drain the peer's bytes before closing anyway
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """``tcpcl://host:port`` (port defaults to 4556) → (host, port)."""
+    parts = urlsplit(address if "://" in address else f"tcpcl://{address}")
+    if parts.scheme != "tcpcl" or not parts.hostname:
+        raise ConfigError(f"not a tcpcl address: {address!r} (expected tcpcl://host:port)")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"bad port in {address!r}") from exc
+    return parts.hostname, port if port is not None else DEFAULT_PORT
+
+
+class TcpclLink(asyncio.Protocol):
+    """One TCP connection carrying one TCPCLv4 session."""
+
+    def __init__(self, cl: TcpclConvergenceLayer, role: Role) -> None:
+        self._cl = cl
+        self._loop = asyncio.get_running_loop()
+        cfg = cl.config
+        can_tls = cfg.ssl_client is not None and cfg.ssl_server is not None
+        scfg = cfg.session
+        if can_tls != scfg.can_tls:
+            scfg = replace(scfg, can_tls=can_tls)
+        self.session = TcpclSession(role, scfg, cl.node_id)
+        self._transport: asyncio.Transport | None = None
+        self._peer = "?"
+        self._up: asyncio.Future[None] = self._loop.create_future()
+        self._closed: asyncio.Future[None] = self._loop.create_future()
+        self._sends: dict[int, asyncio.Future[SendResult]] = {}
+        self._slot = asyncio.Event()
+        self._slot.set()
+        self._writing_paused = False
+        self._reading_paused = False
+        self._tls_busy = False
+        self._early: list[bytes] = []
+        self._lingering = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._announced = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.end_reason: SessionEnded | None = None
+
+    # ------------------------------------------------------------------------------------------ Link
+
+    @property
+    def link_id(self) -> str:
+        return f"tcpcl://{self._peer}"
+
+    @property
+    def peer_node_id(self) -> str | None:
+        params = self.session.parameters
+        return params.peer_node_id if params else None
+
+    @property
+    def limits(self) -> LinkLimits:
+        params = self.session.parameters
+        return LinkLimits(max_bundle_bytes=params.transfer_mtu if params else None)
+
+    @property
+    def is_up(self) -> bool:
+        return self.session.established
+
+    @property
+    def tls(self) -> bool:
+        return self.session.tls
+
+    async def send(self, data: bytes | memoryview) -> SendResult:
+        """Send one bundle; returns once the peer acknowledged the whole of it, refused it, or the link broke."""
+        while not self.session.can_start_transfer:
+            if not self.session.established:
+                return SendResult(Outcome.FAILED, detail=f"session {self.session.state.value}")
+            self._slot.clear()
+            await self._slot.wait()
+        try:
+            tid = self.session.start_transfer(data, self._loop.time())
+        except TransferTooLarge as exc:
+            return SendResult(Outcome.REFUSED, RefuseReason.NOT_ACCEPTABLE, str(exc))
+        except LocalProtocolError as exc:
+            return SendResult(Outcome.FAILED, detail=str(exc))
+        future: asyncio.Future[SendResult] = self._loop.create_future()
+        self._sends[tid] = future
+        self._pump()
+        return await future
+
+    async def close(self) -> None:
+        """SESS_TERM, wait (bounded) for the reply and for transfers under way, then FIN."""
+        if not self._closed.done():
+            self.session.terminate(SessTermReason.UNKNOWN, self._loop.time())
+            self._pump()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._closed), self._cl.config.close_timeout_s)
+            except TimeoutError:
+                if self._transport is not None:
+                    self._transport.close()
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def wait_up(self, timeout_s: float) -> None:
+        await asyncio.wait_for(asyncio.shield(self._up), timeout_s)
+
+    async def wait_closed(self) -> None:
+        await asyncio.shield(self._closed)
+
+    # ------------------------------------------------------------------------------------------ Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        if self._transport is not None:
+            return  # start_tls hands us the TLS transport again; nothing to start
+        self._transport = transport
+        transport.set_write_buffer_limits(high=self._cl.config.write_high_water_bytes)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self._peer = f"{peer[0]}:{peer[1]}"
+        self._cl._links.add(self)
+        self.session.start(self._loop.time())
+        self._pump()
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # the session is over; discard until the peer's FIN
+        if self._tls_busy:  # decrypted bytes can arrive before start_tls() returns to us
+            self._early.append(data)
+            return
+        self.session.receive_data(data, self._loop.time())
+        self._pump()
+
+    def eof_received(self) -> bool | None:
+        if self._lingering:
+            return None  # the transport closes itself
+        self.session.receive_data(b"", self._loop.time())
+        self._pump()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._tls_busy:
+            return  # the plaintext transport is being wrapped; the TLS transport carries on
+        self.session.connection_lost(self._loop.time(), str(exc) if exc else "connection closed")
+        self._pump()
+        self._finish()
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._pump()
+
+    # ------------------------------------------------------------------------------------------ internals
+
+    def _pump(self) -> None:
+        """Write what the session has (while the transport takes it), hand out events, re-arm the timer."""
+        session = self.session
+        transport = self._transport
+        while True:
+            if transport is not None and not self._tls_busy and not transport.is_closing():
+                while not self._writing_paused:
+                    data = session.data_to_send()
+                    if not data:
+                        break
+                    transport.write(data)
+            event = session.next_event()
+            if event is None:
+                break
+            self._on_event(event)
+        if transport is not None and not self._tls_busy:
+            window = session.receive_window_open or session.closed
+            if window and self._reading_paused:
+                self._reading_paused = False
+                transport.resume_reading()
+            elif not window and not self._reading_paused:
+                self._reading_paused = True
+                transport.pause_reading()
+        if session.closed:
+            if transport is not None and not self._tls_busy and not transport.is_closing():
+                self._shut_down(transport)
+            self._cancel_timer()
+        else:
+            self._arm_timer()
+        if session.can_start_transfer or not session.established:
+            self._slot.set()
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, TransferReceived):
+            self._spawn(self._deliver(event))
+        elif isinstance(event, TransferAcked):
+            self._resolve(event.transfer_id, SendResult(Outcome.ACKNOWLEDGED))
+        elif isinstance(event, TransferRefused):
+            self._resolve(event.transfer_id, SendResult(Outcome.REFUSED, event.reason))
+        elif isinstance(event, TransferFailed):
+            self._resolve(event.transfer_id, SendResult(Outcome.FAILED, detail=event.detail))
+        elif isinstance(event, SessionUp):
+            if not self._up.done():
+                self._up.set_result(None)
+            self._announced = True
+            self._cl.sink.link_up(self)
+        elif isinstance(event, StartTls):
+            self._start_tls(event.server_side)
+        elif isinstance(event, MessageRejected):
+            log.info("%s: peer rejected message type %#x (reason %d)", self.link_id, event.rejected_type,
+                     event.reason)
+        elif isinstance(event, SessionEnded):
+            self.end_reason = event
+            if event.detail:
+                log.info("%s: session ended: %s", self.link_id, event.detail)
+
+    def _resolve(self, tid: int, result: SendResult) -> None:
+        future = self._sends.pop(tid, None)
+        if future is not None and not future.done():
+            future.set_result(result)
+
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, event: TransferReceived) -> None:
+        try:
+            reason = await self._cl.sink.bundle_received(self, event.data)
+        except Exception:  # the node failed to take it: the sender must not count it delivered
+            log.exception("%s: bundle_received failed", self.link_id)
+            reason = RefuseReason.NO_RESOURCES
+        self.session.finish_transfer(event.transfer_id, reason, self._loop.time())
+        self._pump()
+
+    def _start_tls(self, server_side: bool) -> None:
+        cfg = self._cl.config
+        context = cfg.ssl_server if server_side else cfg.ssl_client
+        assert context is not None and self._transport is not None
+        self._transport.pause_reading()  # the next bytes are TLS records: not for the plaintext session
+        self._tls_busy = True
+        self._spawn(self._run_tls(context, server_side))
+
+    async def _run_tls(self, context: ssl.SSLContext, server_side: bool) -> None:
+        transport = self._transport
+        assert transport is not None
+        try:
+            tls_transport = await self._loop.start_tls(
+                transport, self, context, server_side=server_side,
+                ssl_handshake_timeout=self._cl.config.tls_handshake_timeout_s)
+        except (OSError, ssl.SSLError, TimeoutError, ConnectionError) as exc:
+            log.info("%s: TLS handshake failed: %s", self.link_id, exc)
+            self._tls_busy = False
+            transport.close()
+            self.session.connection_lost(self._loop.time(), f"TLS handshake failed: {exc}")
+            self._pump()
+            self._finish()
+            return
+        assert tls_transport is not None
+        self._tls_busy = False
+        self._transport = tls_transport
+        ssl_object = tls_transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        ids = node_ids_from_certificate(der) if der else None
+        if self.session.closed:
+            tls_transport.close()
+            return
+        self.session.tls_started(self._loop.time(), ids)
+        early, self._early = self._early, []
+        for data in early:
+            self.session.receive_data(data, self._loop.time())
+        self._pump()
+
+    def _shut_down(self, transport: asyncio.Transport) -> None:
+        """FIN, never RST: half-close, then read and discard (bounded in time) until the peer closes too.
+
+        Closing a socket with unread bytes makes the kernel send RST, which may destroy our last messages
+        (SESS_TERM) before the peer reads them."""
+        if self._lingering:
+            return
+        if not transport.can_write_eof():  # TLS: close() sends close_notify
+            transport.close()
+            return
+        self._lingering = True
+        transport.write_eof()
+        if self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
+        self._loop.call_later(self._cl.config.linger_s, transport.close)
+
+    def _arm_timer(self) -> None:
+        deadline = self.session.next_deadline()
+        if deadline is None:
+            self._cancel_timer()
+            return
+        if self._timer is not None and self._timer_at is not None and self._timer_at <= deadline:
+            return  # an earlier wake-up is already set; it re-arms for the later deadline
+        self._cancel_timer()
+        self._timer_at = deadline
+        self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._timer_at = None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        now = self._loop.time()
+        deadline = self.session.next_deadline()
+        if deadline is not None and deadline <= now:
+            self.session.handle_timer(now)
+        self._pump()
+
+    def _finish(self) -> None:
+        self._cancel_timer()
+        for tid in list(self._sends):
+            self._resolve(tid, SendResult(Outcome.FAILED, detail="connection closed"))
+        if not self._up.done():
+            self._up.set_exception(ConnectionError(
+                f"TCPCL session with {self._peer} failed: "
+                f"{self.end_reason.detail if self.end_reason else 'connection closed'}"))
+            self._up.exception()  # mark retrieved
+        if not self._closed.done():
+            self._closed.set_result(None)
+        self._slot.set()
+        self._cl._links.discard(self)
+        if self._announced:
+            self._announced = False
+            reason = self.end_reason
+            text = "connection closed"
+            if reason is not None and reason.reason is not None:
+                text = f"{reason.reason.name.lower()}{' by peer' if reason.by_peer else ''}"
+            elif reason is not None and reason.detail:
+                text = reason.detail
+            self._cl.sink.link_down(self, text)
+
+
+class TcpclConvergenceLayer:
+    """TCPCLv4 for one node: listens, connects, and hands received bundles to the sink."""
+
+    scheme = "tcpcl"
+
+    def __init__(self, node_id: str, sink: BundleSink, config: TcpclConfig | None = None) -> None:
+        self.node_id = node_id
+        self.sink = sink
+        self.config = config or TcpclConfig()
+        self._servers: list[asyncio.Server] = []
+        self._links: set[TcpclLink] = set()
+
+    @property
+    def links(self) -> frozenset[TcpclLink]:
+        return frozenset(self._links)
+
+    async def listen(self, address: str) -> str:
+        host, port = parse_address(address)
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: TcpclLink(self, Role.PASSIVE), host, port)
+        self._servers.append(server)
+        sock = server.sockets[0].getsockname()
+        bound_host = f"[{sock[0]}]" if ":" in sock[0] else sock[0]
+        return f"tcpcl://{bound_host}:{sock[1]}"
+
+    async def connect(self, address: str, *, peer_node_id: str | None = None) -> TcpclLink:
+        host, port = parse_address(address)
+        loop = asyncio.get_running_loop()
+        timeout = self.config.connect_timeout_s
+        _, link = await asyncio.wait_for(
+            loop.create_connection(lambda: TcpclLink(self, Role.ACTIVE), host, port), timeout)
+        try:
+            await link.wait_up(timeout)
+        except TimeoutError:
+            await link.close()
+            raise ConnectionError(f"TCPCL session with {address} not established in {timeout} s") from None
+        if peer_node_id is not None and link.peer_node_id != peer_node_id:
+            log.info("%s announced node ID %s, expected %s", address, link.peer_node_id, peer_node_id)
+        return link
+
+    async def close(self) -> None:
+        for server in self._servers:
+            server.close()
+        await asyncio.gather(*(link.close() for link in list(self._links)), return_exceptions=True)
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers.clear()
