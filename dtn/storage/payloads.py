@@ -1,0 +1,132 @@
+"""Large bundles as files beside the database.
+
+A file is written under a temporary name, flushed (and fsynced when the store must survive power loss),
+renamed to its final name, and the directory is fsynced; only then does the database row point to it. A crash
+can therefore leave a temporary file (never referenced) or a finished file whose row was not committed (an
+orphan); recovery removes both. Files are streamed in and out in chunks: a 1 GiB bundle is never in memory.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from collections.abc import Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+from dtn.errors import StoreError
+
+TEMP_PREFIX = ".tmp-"
+SUFFIX = ".bundle"
+CHUNK_BYTES = 1 << 20
+
+
+def os_error_message(exc: OSError, what: str) -> str:
+    """A StoreError message for a failed file operation, saying what to do."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return (
+            f"{what}: no space left ({exc.strerror}); free space on that file system or lower the store "
+            "quota. Nothing since the last commit was kept."
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{what}: permission denied or read-only file system ({exc.strerror}); fix the directory's access"
+    return f"{what}: {exc.strerror or exc} (errno {exc.errno}); check the disk and the system log"
+
+
+class PayloadFiles:
+    """A directory of bundle files, named by random tokens. ``sync``: fsync files and the directory."""
+
+    def __init__(self, directory: Path, *, sync: bool) -> None:
+        self.directory = directory
+        self.sync = sync
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(os_error_message(exc, f"cannot create the payload directory {directory}")) from exc
+
+    def path(self, name: str) -> Path:
+        if "/" in name or name.startswith(".") or not name.endswith(SUFFIX):
+            raise StoreError(f"bad payload file name {name!r} in the store database: the database is corrupt")
+        return self.directory / name
+
+    def write(self, first: bytes, rest: Iterable[bytes]) -> tuple[str, int]:
+        """Write ``first`` then every chunk of ``rest`` to a new file; returns (name, bytes written)."""
+        token = secrets.token_hex(16)
+        name = token + SUFFIX
+        temp = self.directory / (TEMP_PREFIX + token)
+        size = 0
+        try:
+            with open(temp, "wb") as out:
+                out.write(first)
+                size += len(first)
+                for chunk in rest:
+                    out.write(chunk)
+                    size += len(chunk)
+                out.flush()
+                if self.sync:
+                    os.fsync(out.fileno())
+            os.replace(temp, self.directory / name)
+            if self.sync:
+                self.sync_directory()
+        except OSError as exc:
+            self._unlink_quietly(temp)
+            raise StoreError(os_error_message(exc, f"cannot write a bundle file in {self.directory}")) from exc
+        except BaseException:
+            self._unlink_quietly(temp)
+            raise
+        return name, size
+
+    def open(self, name: str) -> BinaryIO:
+        path = self.path(name)
+        try:
+            return open(path, "rb")
+        except FileNotFoundError as exc:
+            raise StoreError(
+                f"the bundle file {path} is missing: something removed it behind the store's back; "
+                "reopen the store to drop the bundle"
+            ) from exc
+        except OSError as exc:
+            raise StoreError(os_error_message(exc, f"cannot read the bundle file {path}")) from exc
+
+    def read(self, name: str) -> bytes:
+        with self.open(name) as f:
+            return f.read()
+
+    def remove(self, names: Iterable[str]) -> None:
+        """Remove files (missing ones are fine: a crash may have removed them already)."""
+        removed = False
+        for name in names:
+            self._unlink_quietly(self.path(name))
+            removed = True
+        if removed and self.sync:
+            self.sync_directory()
+
+    def sync_directory(self) -> None:
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def listing(self) -> tuple[set[str], list[str]]:
+        """(finished file names, temporary file names) found in the directory."""
+        finished: set[str] = set()
+        temps: list[str] = []
+        for entry in os.scandir(self.directory):
+            if entry.name.startswith(TEMP_PREFIX):
+                temps.append(entry.name)
+            elif entry.name.endswith(SUFFIX):
+                finished.add(entry.name)
+        return finished, temps
+
+    def remove_temps(self, temps: Iterable[str]) -> None:
+        for name in temps:
+            self._unlink_quietly(self.directory / name)
+
+    @staticmethod
+    def _unlink_quietly(path: Path) -> None:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
