@@ -9,7 +9,6 @@ dtn bundle reassemble frags/* --out whole.bundle
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -29,6 +28,7 @@ from dtn.bundle.codec import DEFAULT_MAX_BYTES, check_bundle, decode_bundle, enc
 from dtn.bundle.crc import CrcType
 from dtn.bundle.eid import Eid, parse_eid
 from dtn.bundle.flags import BlockFlag, BlockType, BundleFlag
+from dtn.bundle.fragment import fragment, reassemble
 from dtn.clock import SystemClock, dtn_ms_to_datetime
 from dtn.errors import DecodeError, DtnError, InvalidEid
 
@@ -418,19 +418,10 @@ def _inspect(args: argparse.Namespace) -> int:
 # --- fragment and reassemble -----------------------------------------------------------------------------
 
 
-def _fragment_module() -> Any:
-    # Imported by name until dtn.bundle.fragment exists in every checkout.
-    try:
-        return importlib.import_module("dtn.bundle.fragment")
-    except ImportError as exc:
-        raise UsageError(f"fragmentation is not available: {exc}") from exc
-
-
 def _fragment(args: argparse.Namespace) -> int:
     try:
-        fragmentation = _fragment_module()
         bundle = decode_bundle(_read_input(args.file))
-        pieces = fragmentation.fragment_bundle(bundle, args.max_bytes)
+        pieces = fragment(bundle, args.max_bytes)
         out_dir = Path(args.out_dir)
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -449,9 +440,8 @@ def _fragment(args: argparse.Namespace) -> int:
 
 def _reassemble(args: argparse.Namespace) -> int:
     try:
-        fragmentation = _fragment_module()
         pieces = [decode_bundle(_read_input(name)) for name in args.files]
-        whole = fragmentation.reassemble(pieces)
+        whole = reassemble(pieces)
         _write_output(args.out, encode_bundle(whole))
     except (DtnError, UsageError, ValueError) as exc:
         return _fail("reassemble", exc)

@@ -212,7 +212,6 @@ def test_inspect_bad_hex_and_missing_file() -> None:
 
 
 def test_fragment_and_reassemble_round_trip(tmp_path: Path) -> None:
-    pytest.importorskip("dtn.bundle.fragment")
     payload = bytes(range(256)) * 12
     (tmp_path / "payload.bin").write_bytes(payload)
     whole = tmp_path / "big.bundle"
@@ -244,7 +243,6 @@ def test_fragment_and_reassemble_round_trip(tmp_path: Path) -> None:
 
 
 def test_fragment_refuses_must_not_fragment(tmp_path: Path) -> None:
-    pytest.importorskip("dtn.bundle.fragment")
     src = tmp_path / "nf.bundle"
     built = dtn("bundle", "build", *G1_ARGS, "--payload", "x" * 3000, "--flags", "must-not-fragment",
                 "--out", str(src))  # fmt: skip
