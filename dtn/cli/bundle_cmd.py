@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -163,10 +164,18 @@ def _read_input(name: str, *, hex_text: bool = False) -> bytes:
     return data
 
 
-def _write_output(name: str | None, data: bytes) -> None:
-    if name is None or name == "-":
+def _to_stdout(data: bytes) -> None:
+    try:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
+    except BrokenPipeError:  # the reader went away (`dtn bundle inspect F | head`): not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def _write_output(name: str | None, data: bytes) -> None:
+    if name is None or name == "-":
+        _to_stdout(data)
         return
     try:
         Path(name).write_bytes(data)
@@ -411,7 +420,7 @@ def _inspect(args: argparse.Namespace) -> int:
         return _fail("inspect", exc)
     description = bundle_json(bundle)
     description["size"] = len(raw)
-    print(json.dumps(description, indent=2))
+    _to_stdout((json.dumps(description, indent=2) + "\n").encode("utf-8"))
     return 0
 
 
