@@ -1,0 +1,53 @@
+"""What the Bundle Protocol Agent asks its runtime to do, and what it tells it.
+
+The agent is sans-I/O: it returns these values from ``next_action()`` and the runtime carries them out
+(hand bytes to a convergence layer, hand a bundle to an application, log).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dtn.bundle.admin import StatusReport
+from dtn.bundle.ids import BundleId
+from dtn.bundle.reasons import StatusReason
+
+
+@dataclass(frozen=True, slots=True)
+class Transmit:
+    """Send ``data`` (one encoded bundle or fragment of ``bundle_id``) over the link to ``neighbour``; report the
+    outcome with ``BundleAgent.transfer_done(transmission_id, ...)``."""
+
+    transmission_id: int
+    neighbour: str
+    bundle_id: BundleId
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """Hand the bundle (stored under ``bundle_id``) to the application registered at ``endpoint``; the
+    application's acknowledgement goes to ``BundleAgent.delivery_acknowledged``."""
+
+    endpoint: str
+    bundle_id: BundleId
+
+
+@dataclass(frozen=True, slots=True)
+class ReportReceived:
+    """A bundle status report arrived at this node's administrative endpoint."""
+
+    report: StatusReport
+    from_node: str
+
+
+@dataclass(frozen=True, slots=True)
+class BundleDeleted:
+    """The agent deleted a bundle (RFC 9171 §5.10) with ``reason``; for logs and statistics."""
+
+    bundle_id: BundleId
+    reason: StatusReason
+    detail: str = ""
+
+
+Action = Transmit | Deliver | ReportReceived | BundleDeleted

@@ -1,0 +1,699 @@
+"""The Bundle Protocol Agent (RFC 9171 §5), sans-I/O.
+
+The agent owns the procedures: transmission of application data (§5.2), dispatch (§5.3), forwarding (§5.4)
+with contraindication (§5.4.1) and failure (§5.4.2), reception (§5.6), local delivery (§5.7) with reassembly
+(§5.9), deletion (§5.10) and expiry, status reports (§6.1). It keeps every bundle in a ``BundleStore`` with
+its retention constraints and asks a ``Router`` where bundles go.
+
+It does no I/O and reads no clock: every call is handed ``now`` (seconds, monotonic) and ``dtn_ms`` (DTN time),
+and the agent answers with return values and with actions queued for ``next_action()``. It never commits the
+store: the runtime commits once per batch of calls and only then acknowledges anything (the durability rule),
+and only then carries out the actions.
+
+Routers work on DTN time in seconds (``dtn_ms / 1000``): ``WaitUntil.at_s`` and ``RouteRequest.expiry_s`` are on
+that timeline.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+
+from dtn.agent.actions import Action, BundleDeleted, Deliver, ReportReceived, Transmit
+from dtn.agent.registrations import DeliveryMode, Registrations
+from dtn.agent.reports import StatusKind, Subject, report_about
+from dtn.bundle.admin import StatusReport, decode_admin_record, encode_admin_record
+from dtn.bundle.blocks import PrimaryBlock, payload_block
+from dtn.bundle.bundle import Bundle
+from dtn.bundle.codec import DEFAULT_MAX_BYTES, decode_bundle, encode_bundle
+from dtn.bundle.crc import CrcType
+from dtn.bundle.eid import NULL_EID, DtnEid, Eid, IpnEid, parse_eid
+from dtn.bundle.flags import BlockFlag, BundleFlag
+from dtn.bundle.fragment import FragmentationError, ReassemblyError, fragment, reassemble
+from dtn.bundle.ids import BundleId
+from dtn.bundle.reasons import StatusReason
+from dtn.convergence.base import LinkLimits, RefuseReason
+from dtn.errors import DecodeError, InvalidEid, StoreFull
+from dtn.routing.base import Booking, ForwardNow, NoRoute, Router, RouteRequest, WaitUntil
+from dtn.storage.base import ANY_CONSTRAINT, BundleMeta, BundleStore, Constraint
+
+#: ipn service number of the echo service every node runs (as dtn7 does); ``dtn://node/echo`` for dtn nodes.
+ECHO_SERVICE = 7
+#: Reports live as long as their subject, but at least this long (ION: at least 1 s).
+MIN_REPORT_LIFETIME_MS = 1_000
+_FAR_FUTURE_MS = 1 << 62
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    node_id: Eid
+    #: Largest bundle accepted from a CL or an application (bytes of the encoded bundle).
+    max_bundle_bytes: int = DEFAULT_MAX_BYTES
+    #: Insert a Previous Node block naming this node when forwarding (RFC 9171 §4.4.1).
+    previous_node_block: bool = True
+    #: Send the status reports that bundles request (RFC 9171 §6.1: at the node's discretion).
+    status_reports: bool = True
+    #: CRC of the primary block of bundles created here.
+    crc_type: CrcType = CrcType.CRC32C
+    #: Seconds before a bundle whose transmission failed is routed again.
+    retry_interval_s: float = 2.0
+    #: Run the echo service (``ipn:N.7`` / ``dtn://node/echo``).
+    echo_service: bool = True
+
+
+class Disposition(Enum):
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveResult:
+    """The agent's answer to a received bundle. ``refuse`` is what a TCPCL receiver sends in XFER_REFUSE."""
+
+    disposition: Disposition
+    bundle_id: BundleId | None = None
+    refuse: RefuseReason | None = None
+    reason: StatusReason | None = None
+    detail: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        return self.disposition is Disposition.ACCEPTED
+
+
+@dataclass
+class _Flight:
+    """Transmissions of one bundle (several when it was fragmented to fit the link) awaiting their outcome."""
+
+    neighbour: str
+    subject: Subject
+    remaining: int
+    booking: Booking | None
+    failed: bool = False
+    detail: str = ""
+
+
+@dataclass
+class AgentStats:
+    received: int = 0
+    received_malformed: int = 0
+    received_duplicate: int = 0
+    created: int = 0
+    forwarded: int = 0
+    delivered: int = 0
+    deleted: int = 0
+    reports_sent: int = 0
+    transmit_failures: int = 0
+    fragments_sent: int = 0
+    reassembled: int = 0
+    deleted_by_reason: dict[str, int] = field(default_factory=dict)
+
+
+class BundleAgent:
+    """One node's Bundle Protocol Agent. See the module docstring for the calling convention."""
+
+    def __init__(self, config: AgentConfig, store: BundleStore, router: Router) -> None:
+        if not config.node_id.is_node_id:
+            raise InvalidEid(f"{config.node_id} is not a node ID (ipn:N.0 or dtn://node/)")
+        self.config = config
+        self.node_id = config.node_id
+        self.store = store
+        self.router = router
+        self.registrations = Registrations()
+        self.stats = AgentStats()
+        self._actions: deque[Action] = deque()
+        self._links: dict[str, LinkLimits] = {}
+        self._flights: dict[BundleId, _Flight] = {}
+        self._transmissions: dict[int, BundleId] = {}
+        self._next_transmission_id = 1
+        self._wakeups: list[tuple[int, int, BundleId]] = []  # (dtn_ms, tie, id): WaitUntil and retries
+        self._wakeup_tie = 0
+        self._arrival_ms: dict[BundleId, int] = {}
+        self._came_from: dict[BundleId, str] = {}
+        self._next_expiry_ms = _FAR_FUTURE_MS
+        self._offset_s = 0.0  # now - dtn_ms/1000, refreshed on every call
+        self._last_creation_ms = -1
+        self._sequence = 0
+        self.echo_endpoint = _echo_endpoint(self.node_id) if config.echo_service else None
+
+    # --- the runtime's side ------------------------------------------------------------------------------
+
+    def next_action(self) -> Action | None:
+        return self._actions.popleft() if self._actions else None
+
+    def next_deadline(self) -> float | None:
+        """When ``handle_timer`` wants to run next, on the ``now`` timeline; None when nothing is pending."""
+        soonest = min(self._next_expiry_ms, self._wakeups[0][0] if self._wakeups else _FAR_FUTURE_MS)
+        if soonest >= _FAR_FUTURE_MS:
+            return None
+        return soonest / 1000 + self._offset_s
+
+    def _tick(self, now: float, dtn_ms: int) -> None:
+        self._offset_s = now - dtn_ms / 1000
+
+    def resume(self, now: float, dtn_ms: int) -> int:
+        """After a restart: pick every stored bundle up where it was. Returns how many bundles were resumed."""
+        self._tick(now, dtn_ms)
+        count = 0
+        for meta in self.store.with_constraint(ANY_CONSTRAINT):
+            count += 1
+            self._note_expiry(meta.expiry_dtn_ms)
+            if meta.constraints & Constraint.DISPATCH_PENDING:
+                bundle = self._load(meta.id)
+                if bundle is not None:
+                    self._dispatch(bundle, meta, now, dtn_ms)
+            elif meta.constraints & Constraint.FORWARD_PENDING:
+                self._forward(meta, now, dtn_ms)
+        self.handle_timer(now, dtn_ms)
+        return count
+
+    # --- registrations and local delivery (§5.7) ----------------------------------------------------------
+
+    def register(self, endpoint: str, mode: DeliveryMode, now: float, dtn_ms: int) -> None:
+        """Register (or re-attach) an application endpoint; bundles held for it are delivered when active."""
+        self._tick(now, dtn_ms)
+        eid = parse_eid(endpoint)
+        self.registrations.register(str(eid), mode)
+        if mode is DeliveryMode.ACTIVE:
+            for meta in self.store.by_destination(str(eid)):
+                if meta.constraints & Constraint.LOCAL_ENDPOINT:
+                    self._actions.append(Deliver(str(eid), meta.id))
+
+    def unregister(self, endpoint: str) -> bool:
+        return self.registrations.unregister(str(parse_eid(endpoint)))
+
+    def delivery_acknowledged(self, endpoint: str, bundle_id: BundleId, now: float, dtn_ms: int) -> bool:
+        """The application took the bundle: drop the local-endpoint constraint and report delivery."""
+        self._tick(now, dtn_ms)
+        meta = self.store.get(bundle_id)
+        if meta is None or not meta.constraints & Constraint.LOCAL_ENDPOINT or meta.destination != endpoint:
+            return False
+        bundle = self._load(bundle_id)
+        self.stats.delivered += 1
+        if bundle is not None:
+            self._report(_subject(bundle), StatusKind.DELIVERED, StatusReason.NO_INFO, now, dtn_ms)
+        self._set_constraints(meta, meta.constraints & ~Constraint.LOCAL_ENDPOINT)
+        return True
+
+    def held_for(self, endpoint: str) -> list[BundleId]:
+        """Bundles waiting for the application at ``endpoint``."""
+        return [m.id for m in self.store.by_destination(endpoint) if m.constraints & Constraint.LOCAL_ENDPOINT]
+
+    # --- transmission of application data (§5.2) ---------------------------------------------------------
+
+    def submit(
+        self,
+        destination: Eid | str,
+        payload: bytes,
+        now: float,
+        dtn_ms: int,
+        *,
+        source: Eid | str | None = None,
+        report_to: Eid | str | None = None,
+        lifetime_ms: int = 86_400_000,
+        flags: BundleFlag | int = 0,
+        hop_limit: int | None = None,
+        priority: int = 1,
+    ) -> BundleId:
+        """Create a bundle from an application's payload, store it and dispatch it. Raises ``StoreFull``,
+        ``InvalidEid`` or ``ValueError`` (too large, bad flags) without storing anything."""
+        self._tick(now, dtn_ms)
+        dest = parse_eid(destination) if isinstance(destination, str) else destination
+        src = self.node_id if source is None else (parse_eid(source) if isinstance(source, str) else source)
+        rpt = self.node_id if report_to is None else (parse_eid(report_to) if isinstance(report_to, str) else report_to)
+        if not src.is_null and src.node_id() != self.node_id:
+            raise InvalidEid(f"source {src} is not an endpoint of this node ({self.node_id})")
+        if dest.is_null:
+            raise InvalidEid("cannot send to the null endpoint")
+        bundle_flags = BundleFlag(int(flags))
+        if src.is_null:
+            bundle_flags = (bundle_flags | BundleFlag.MUST_NOT_FRAGMENT) & ~_REPORT_FLAGS
+        return self._originate(
+            dest,
+            payload,
+            dtn_ms,
+            source=src,
+            report_to=rpt,
+            lifetime_ms=lifetime_ms,
+            flags=bundle_flags,
+            hop_limit=hop_limit,
+            priority=priority,
+            now=now,
+        )
+
+    def _originate(
+        self,
+        destination: Eid,
+        payload: bytes,
+        dtn_ms: int,
+        *,
+        source: Eid,
+        report_to: Eid,
+        lifetime_ms: int,
+        flags: BundleFlag,
+        hop_limit: int | None = None,
+        priority: int = 1,
+        now: float | None = None,
+    ) -> BundleId:
+        if lifetime_ms <= 0:
+            raise ValueError(f"lifetime must be positive, got {lifetime_ms} ms")
+        while True:
+            creation_ms, sequence = self._next_timestamp(dtn_ms)
+            primary = PrimaryBlock(
+                flags, self.config.crc_type, destination, source, report_to, creation_ms, sequence, lifetime_ms
+            )
+            bundle = Bundle(primary, (payload_block(payload),))
+            if hop_limit is not None:
+                bundle = bundle.with_hop_count(hop_limit, 0)
+            if not self.store.is_known(bundle.id):
+                break
+        raw = encode_bundle(bundle)
+        if len(raw) > self.config.max_bundle_bytes:
+            raise ValueError(f"bundle of {len(raw)} bytes exceeds this node's limit of {self.config.max_bundle_bytes}")
+        meta = self._meta(bundle, len(raw), Constraint.DISPATCH_PENDING, dtn_ms, priority)
+        self.store.add(meta, raw)
+        self._arrival_ms[bundle.id] = dtn_ms
+        self._note_expiry(meta.expiry_dtn_ms)
+        self.stats.created += 1
+        self._dispatch(bundle, meta, self._offset_s + dtn_ms / 1000 if now is None else now, dtn_ms)
+        return bundle.id
+
+    def _next_timestamp(self, dtn_ms: int) -> tuple[int, int]:
+        if dtn_ms > self._last_creation_ms:
+            self._last_creation_ms, self._sequence = dtn_ms, 0
+        else:
+            self._sequence += 1
+        return self._last_creation_ms, self._sequence
+
+    def cancel(self, bundle_id: BundleId, now: float, dtn_ms: int) -> bool:
+        """Delete a bundle at an application's request (reason 3, transmission canceled)."""
+        self._tick(now, dtn_ms)
+        meta = self.store.get(bundle_id)
+        if meta is None:
+            return False
+        self._delete(meta, StatusReason.TRANSMISSION_CANCELED, now, dtn_ms)
+        return True
+
+    # --- reception (§5.6) --------------------------------------------------------------------------------
+
+    def receive(self, raw: bytes, now: float, dtn_ms: int, *, from_node: str | None = None) -> ReceiveResult:
+        """A convergence layer received ``raw``. The answer says whether to acknowledge (after the commit)."""
+        self._tick(now, dtn_ms)
+        self.stats.received += 1
+        try:
+            bundle = decode_bundle(raw, max_bytes=self.config.max_bundle_bytes)
+        except DecodeError as exc:
+            self.stats.received_malformed += 1
+            refuse = (
+                RefuseReason.NO_RESOURCES
+                if exc.reason == StatusReason.DEPLETED_STORAGE
+                else RefuseReason.NOT_ACCEPTABLE
+            )
+            return ReceiveResult(Disposition.REFUSED, None, refuse, exc.reason, str(exc))
+        bundle_id = bundle.id
+        if self.store.is_known(bundle_id) or bundle_id in self._flights:
+            self.stats.received_duplicate += 1
+            return ReceiveResult(Disposition.REFUSED, bundle_id, RefuseReason.COMPLETED, None, "duplicate bundle")
+        subject = _subject(bundle)
+        self._report(subject, StatusKind.RECEIVED, StatusReason.NO_INFO, now, dtn_ms)
+        # §5.6 step 4: extension blocks this node cannot process.
+        discarded = False
+        for block in bundle.extension_blocks:
+            if block.is_known_type:
+                continue
+            if block.flags & BlockFlag.REPORT_IF_UNPROCESSABLE:
+                self._report(subject, StatusKind.RECEIVED, StatusReason.BLOCK_UNSUPPORTED, now, dtn_ms)
+            if block.flags & BlockFlag.DELETE_BUNDLE_IF_UNPROCESSABLE:
+                self._report(subject, StatusKind.DELETED, StatusReason.BLOCK_UNSUPPORTED, now, dtn_ms)
+                self._count_deletion(
+                    bundle_id, StatusReason.BLOCK_UNSUPPORTED, f"unsupported block type {block.block_type}"
+                )
+                return ReceiveResult(
+                    Disposition.ACCEPTED,
+                    bundle_id,
+                    None,
+                    StatusReason.BLOCK_UNSUPPORTED,
+                    "deleted: unsupported block that asks for deletion",
+                )
+            if block.flags & BlockFlag.DISCARD_IF_UNPROCESSABLE:
+                bundle = bundle.without_block(block.number)
+                discarded = True
+        if discarded:
+            raw = encode_bundle(bundle)
+        age_ms = bundle.bundle_age_ms or 0
+        meta = self._meta(bundle, len(raw), Constraint.DISPATCH_PENDING, dtn_ms, 1, age_ms=age_ms)
+        if meta.expiry_dtn_ms <= dtn_ms:
+            self._report(subject, StatusKind.DELETED, StatusReason.LIFETIME_EXPIRED, now, dtn_ms)
+            self._count_deletion(bundle_id, StatusReason.LIFETIME_EXPIRED, "expired on arrival")
+            return ReceiveResult(Disposition.ACCEPTED, bundle_id, None, StatusReason.LIFETIME_EXPIRED, "expired")
+        try:
+            self.store.add(meta, bytes(raw))
+        except StoreFull as exc:
+            self._report(subject, StatusKind.DELETED, StatusReason.DEPLETED_STORAGE, now, dtn_ms)
+            self._count_deletion(bundle_id, StatusReason.DEPLETED_STORAGE, str(exc))
+            return ReceiveResult(
+                Disposition.REFUSED, bundle_id, RefuseReason.NO_RESOURCES, StatusReason.DEPLETED_STORAGE, str(exc)
+            )
+        self._arrival_ms[bundle_id] = dtn_ms
+        if from_node is not None:
+            self._came_from[bundle_id] = from_node
+        elif bundle.previous_node is not None:
+            self._came_from[bundle_id] = str(bundle.previous_node)
+        self._note_expiry(meta.expiry_dtn_ms)
+        self._dispatch(bundle, meta, now, dtn_ms)
+        return ReceiveResult(Disposition.ACCEPTED, bundle_id)
+
+    # --- dispatch (§5.3) ---------------------------------------------------------------------------------
+
+    def _is_local(self, destination: Eid) -> bool:
+        if destination.is_null:
+            return False
+        return destination.node_id() == self.node_id
+
+    def _dispatch(self, bundle: Bundle, meta: BundleMeta, now: float, dtn_ms: int) -> None:
+        destination = bundle.primary.destination
+        if self._is_local(destination):
+            self._deliver_locally(bundle, meta, now, dtn_ms)
+            return
+        pending = self._set_constraints(
+            meta, (meta.constraints | Constraint.FORWARD_PENDING) & ~Constraint.DISPATCH_PENDING
+        )
+        if pending is not None:
+            self._forward(pending, now, dtn_ms)
+
+    def _deliver_locally(self, bundle: Bundle, meta: BundleMeta, now: float, dtn_ms: int) -> None:
+        if bundle.is_fragment:
+            meta = (
+                self._set_constraints(
+                    meta, (meta.constraints | Constraint.REASSEMBLY_PENDING) & ~Constraint.DISPATCH_PENDING
+                )
+                or meta
+            )
+            whole = self._try_reassembly(bundle, now, dtn_ms)
+            if whole is None:
+                return
+            bundle, meta = whole
+        endpoint = str(bundle.primary.destination)
+        if endpoint == str(self.node_id) and bundle.is_admin_record:
+            self._administrative(bundle, meta, now, dtn_ms)
+            return
+        if self.echo_endpoint is not None and endpoint == self.echo_endpoint:
+            self._echo(bundle, meta, now, dtn_ms)
+            return
+        held = self._set_constraints(
+            meta, (meta.constraints | Constraint.LOCAL_ENDPOINT) & ~Constraint.DISPATCH_PENDING
+        )
+        if held is not None and self.registrations.is_active(endpoint):
+            self._actions.append(Deliver(endpoint, held.id))
+
+    def _try_reassembly(self, bundle: Bundle, now: float, dtn_ms: int) -> tuple[Bundle, BundleMeta] | None:
+        whole_id = bundle.id.whole()
+        pieces = self.store.fragments_of(whole_id)
+        fragments = [b for b in (self._load(m.id) for m in pieces) if b is not None]
+        try:
+            whole = reassemble(fragments)
+        except ReassemblyError:
+            return None
+        raw = encode_bundle(whole)
+        meta = self._meta(whole, len(raw), Constraint.DISPATCH_PENDING, dtn_ms, max(m.priority for m in pieces))
+        if not self.store.add(meta, raw):
+            return None
+        for piece in pieces:
+            self.store.delete(piece.id)
+        self.stats.reassembled += 1
+        return whole, meta
+
+    def _administrative(self, bundle: Bundle, meta: BundleMeta, now: float, dtn_ms: int) -> None:
+        try:
+            record = decode_admin_record(bundle.payload)
+        except DecodeError:
+            record = None
+        if isinstance(record, StatusReport):
+            self._actions.append(ReportReceived(record, str(bundle.primary.source)))
+        # Unknown or unparsable records are ignored (RFC 9713); the bundle counts as delivered.
+        self.stats.delivered += 1
+        self._set_constraints(meta, Constraint.NONE)
+
+    def _echo(self, bundle: Bundle, meta: BundleMeta, now: float, dtn_ms: int) -> None:
+        source = bundle.primary.source
+        if not source.is_null and not bundle.is_admin_record:
+            self._originate(
+                source,
+                bytes(bundle.payload),
+                dtn_ms,
+                source=bundle.primary.destination,
+                report_to=NULL_EID,
+                lifetime_ms=bundle.primary.lifetime_ms,
+                flags=BundleFlag(0),
+                now=now,
+            )
+        self.stats.delivered += 1
+        self._set_constraints(meta, Constraint.NONE)
+
+    # --- forwarding (§5.4) -------------------------------------------------------------------------------
+
+    def _forward(self, meta: BundleMeta, now: float, dtn_ms: int) -> None:
+        if meta.id in self._flights:
+            return
+        destination = parse_eid(meta.destination)
+        came_from = self._came_from.get(meta.id)
+        direct = str(destination.node_id()) if not destination.is_null else None
+        if direct is not None and direct in self._links and direct != came_from:
+            decision: ForwardNow | WaitUntil | NoRoute = ForwardNow(parse_eid(direct))
+        else:
+            excluded = frozenset({parse_eid(came_from)}) if came_from else frozenset()
+            request = RouteRequest(destination, meta.size_bytes, meta.expiry_dtn_ms / 1000, excluded_nodes=excluded)
+            decision = self.router.route(request, dtn_ms / 1000)
+        if isinstance(decision, ForwardNow):
+            neighbour = str(decision.neighbour)
+            if neighbour in self._links:
+                self._transmit(meta, neighbour, decision.booking, now, dtn_ms)
+                return
+            self._release(decision.booking)
+            decision = NoRoute(StatusReason.NO_TIMELY_CONTACT, f"link to {neighbour} is down")
+        if isinstance(decision, WaitUntil):
+            self.store.set_next_hop(meta.id, str(decision.neighbour))
+            self._release(decision.booking)
+            self._wake_at(max(int(decision.at_s * 1000), dtn_ms), meta.id)
+            return
+        # NoRoute: forwarding contraindicated; retried when links or the plan change, deleted at expiry.
+        self._set_constraints(meta, meta.constraints | Constraint.CONTRAINDICATED)
+
+    def _transmit(self, meta: BundleMeta, neighbour: str, booking: Booking | None, now: float, dtn_ms: int) -> None:
+        bundle = self._load(meta.id)
+        if bundle is None:
+            self._release(booking)
+            return
+        hop = bundle.hop_count
+        if hop is not None and hop.incremented().exceeded:
+            self._release(booking)
+            self._delete(meta, StatusReason.HOP_LIMIT_EXCEEDED, now, dtn_ms, bundle=bundle)
+            return
+        outgoing = bundle.with_hop_count_incremented()
+        if self.config.previous_node_block:
+            outgoing = outgoing.with_previous_node(self.node_id)
+        arrived = self._arrival_ms.get(meta.id)
+        if outgoing.bundle_age_ms is not None and arrived is not None:
+            outgoing = outgoing.with_bundle_age_added(max(0, dtn_ms - arrived))
+        limits = self._links.get(neighbour, LinkLimits())
+        try:
+            pieces = [outgoing] if limits.max_bundle_bytes is None else fragment(outgoing, limits.max_bundle_bytes)
+        except FragmentationError as exc:
+            self._release(booking)
+            self._set_constraints(meta, meta.constraints | Constraint.CONTRAINDICATED)
+            self._actions.append(BundleDeleted(meta.id, StatusReason.NO_TIMELY_CONTACT, f"not sent: {exc}"))
+            return
+        self.store.set_next_hop(meta.id, neighbour)
+        self._flights[meta.id] = _Flight(neighbour, _subject(bundle), len(pieces), booking)
+        if len(pieces) > 1:
+            self.stats.fragments_sent += len(pieces)
+        for piece in pieces:
+            tid = self._next_transmission_id
+            self._next_transmission_id += 1
+            self._transmissions[tid] = meta.id
+            self._actions.append(Transmit(tid, neighbour, meta.id, encode_bundle(piece)))
+
+    def transfer_done(self, transmission_id: int, ok: bool, now: float, dtn_ms: int, *, detail: str = "") -> None:
+        """The CL finished a ``Transmit``: ``ok`` when the peer acknowledged it (a refusal because the peer already
+        has the bundle counts as ok)."""
+        self._tick(now, dtn_ms)
+        bundle_id = self._transmissions.pop(transmission_id, None)
+        if bundle_id is None:
+            return
+        flight = self._flights.get(bundle_id)
+        if flight is None:
+            return
+        flight.remaining -= 1
+        if not ok:
+            flight.failed, flight.detail = True, detail
+        if flight.remaining > 0:
+            return
+        del self._flights[bundle_id]
+        meta = self.store.get(bundle_id)
+        if flight.failed:
+            self.stats.transmit_failures += 1
+            self._release(flight.booking)
+            if meta is not None:
+                self._wake_at(dtn_ms + int(self.config.retry_interval_s * 1000), bundle_id)
+            return
+        if flight.booking is not None:
+            self.router.sent(flight.booking)
+        self.stats.forwarded += 1
+        self._report(flight.subject, StatusKind.FORWARDED, StatusReason.NO_INFO, now, dtn_ms)
+        self._came_from.pop(bundle_id, None)
+        self._arrival_ms.pop(bundle_id, None)
+        if meta is not None:
+            remaining = meta.constraints & ~(Constraint.FORWARD_PENDING | Constraint.CONTRAINDICATED)
+            self._set_constraints(meta, remaining)
+
+    # --- links and timers --------------------------------------------------------------------------------
+
+    def link_up(self, neighbour: str, now: float, dtn_ms: int, limits: LinkLimits | None = None) -> None:
+        """A link to the node ``neighbour`` (node ID text) is open: contraindicated bundles are routed again."""
+        self._tick(now, dtn_ms)
+        node = str(parse_eid(neighbour))
+        self._links[node] = limits or LinkLimits()
+        self.router.link_changed(parse_eid(node), True, dtn_ms / 1000)
+        self.retry_contraindicated(now, dtn_ms)
+        for meta in self.store.by_next_hop(node):
+            if meta.constraints & Constraint.FORWARD_PENDING and meta.id not in self._flights:
+                self._wake_at(dtn_ms, meta.id)
+
+    def link_down(self, neighbour: str, now: float, dtn_ms: int) -> None:
+        self._tick(now, dtn_ms)
+        node = str(parse_eid(neighbour))
+        self._links.pop(node, None)
+        self.router.link_changed(parse_eid(node), False, dtn_ms / 1000)
+
+    @property
+    def links(self) -> dict[str, LinkLimits]:
+        return dict(self._links)
+
+    def retry_contraindicated(self, now: float, dtn_ms: int) -> None:
+        """Route again every bundle whose forwarding was contraindicated (links or the plan changed)."""
+        self._tick(now, dtn_ms)
+        for meta in self.store.with_constraint(Constraint.CONTRAINDICATED):
+            cleared = self._set_constraints(meta, meta.constraints & ~Constraint.CONTRAINDICATED)
+            if cleared is not None:
+                self._forward(cleared, now, dtn_ms)
+
+    def handle_timer(self, now: float, dtn_ms: int) -> None:
+        """Expire bundles whose lifetime ended (§5.10, reason 1) and route bundles whose wait is over."""
+        self._tick(now, dtn_ms)
+        if dtn_ms >= self._next_expiry_ms:
+            for meta in self.store.expiring_before(dtn_ms + 1):
+                self._delete(meta, StatusReason.LIFETIME_EXPIRED, now, dtn_ms)
+            self.store.purge_tombstones(dtn_ms)
+            soonest = self.store.expiring_before(_FAR_FUTURE_MS, limit=1)
+            self._next_expiry_ms = soonest[0].expiry_dtn_ms if soonest else _FAR_FUTURE_MS
+        while self._wakeups and self._wakeups[0][0] <= dtn_ms:
+            _, _, bundle_id = heapq.heappop(self._wakeups)
+            due = self.store.get(bundle_id)
+            if due is not None and due.constraints & Constraint.FORWARD_PENDING and bundle_id not in self._flights:
+                self._forward(due, now, dtn_ms)
+
+    def _wake_at(self, at_ms: int, bundle_id: BundleId) -> None:
+        self._wakeup_tie += 1
+        heapq.heappush(self._wakeups, (at_ms, self._wakeup_tie, bundle_id))
+
+    def _note_expiry(self, expiry_ms: int) -> None:
+        self._next_expiry_ms = min(self._next_expiry_ms, expiry_ms)
+
+    # --- deletion (§5.10) and reports (§6.1) -------------------------------------------------------------
+
+    def _delete(
+        self, meta: BundleMeta, reason: StatusReason, now: float, dtn_ms: int, *, bundle: Bundle | None = None
+    ) -> None:
+        bundle = bundle or self._load(meta.id)
+        if bundle is not None:
+            self._report(_subject(bundle), StatusKind.DELETED, reason, now, dtn_ms)
+        flight = self._flights.pop(meta.id, None)
+        if flight is not None:
+            self._release(flight.booking)
+        self.store.set_constraints(meta.id, Constraint.NONE)
+        self._arrival_ms.pop(meta.id, None)
+        self._came_from.pop(meta.id, None)
+        self._count_deletion(meta.id, reason, "")
+
+    def _count_deletion(self, bundle_id: BundleId, reason: StatusReason, detail: str) -> None:
+        self.stats.deleted += 1
+        key = reason.name.lower()
+        self.stats.deleted_by_reason[key] = self.stats.deleted_by_reason.get(key, 0) + 1
+        self._actions.append(BundleDeleted(bundle_id, reason, detail))
+
+    def _report(self, subject: Subject, kind: StatusKind, reason: StatusReason, now: float, dtn_ms: int) -> None:
+        if not self.config.status_reports or not subject.requested(kind):
+            return
+        record = report_about(subject, kind, reason, dtn_ms)
+        lifetime = max(subject.primary.lifetime_ms, MIN_REPORT_LIFETIME_MS)
+        try:
+            self._originate(
+                subject.primary.report_to,
+                encode_admin_record(record),
+                dtn_ms,
+                source=self.node_id,
+                report_to=NULL_EID,
+                lifetime_ms=lifetime,
+                flags=BundleFlag.ADMIN_RECORD,
+                now=now,
+            )
+        except (StoreFull, ValueError):
+            return  # a report that cannot be stored is not sent; the subject is handled regardless
+        self.stats.reports_sent += 1
+
+    # --- store helpers -----------------------------------------------------------------------------------
+
+    def _meta(
+        self, bundle: Bundle, size: int, constraints: Constraint, dtn_ms: int, priority: int, *, age_ms: int = 0
+    ) -> BundleMeta:
+        p = bundle.primary
+        if p.creation_ms:
+            expiry = p.creation_ms + p.lifetime_ms
+        else:  # no clock at the source: the Bundle Age block says how old it is
+            expiry = dtn_ms - age_ms + p.lifetime_ms
+        return BundleMeta(bundle.id, str(p.destination), max(expiry, 0), size, constraints, priority)
+
+    def _set_constraints(self, meta: BundleMeta, constraints: Constraint) -> BundleMeta | None:
+        """Replace the constraints; returns the new meta, or None when the bundle is gone (no constraint left)."""
+        if constraints == meta.constraints:
+            return meta
+        self.store.set_constraints(meta.id, constraints)
+        if not constraints:
+            self._arrival_ms.pop(meta.id, None)
+            self._came_from.pop(meta.id, None)
+            return None
+        return BundleMeta(
+            meta.id, meta.destination, meta.expiry_dtn_ms, meta.size_bytes, constraints, meta.priority, meta.next_hop
+        )
+
+    def _load(self, bundle_id: BundleId) -> Bundle | None:
+        try:
+            raw = self.store.raw(bundle_id)
+        except KeyError:
+            return None
+        try:
+            return decode_bundle(raw, max_bytes=max(self.config.max_bundle_bytes, len(raw)))
+        except DecodeError:
+            return None
+
+    def _release(self, booking: Booking | None) -> None:
+        if booking is not None:
+            self.router.release(booking)
+
+
+_REPORT_FLAGS = (
+    BundleFlag.REPORT_RECEPTION | BundleFlag.REPORT_FORWARDING | BundleFlag.REPORT_DELIVERY | BundleFlag.REPORT_DELETION
+)
+
+
+def _subject(bundle: Bundle) -> Subject:
+    return Subject(bundle.primary, len(bundle.payload))
+
+
+def _echo_endpoint(node_id: Eid) -> str:
+    if isinstance(node_id, IpnEid):
+        return str(node_id.with_service(ECHO_SERVICE))
+    assert isinstance(node_id, DtnEid)
+    return f"dtn://{node_id.node_name}/echo"

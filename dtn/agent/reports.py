@@ -1,0 +1,63 @@
+"""Which status reports a bundle asked for (RFC 9171 §5, §6.1) and the report records about it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from dtn.bundle.admin import StatusItem, StatusReport
+from dtn.bundle.blocks import PrimaryBlock
+from dtn.bundle.flags import BundleFlag
+from dtn.bundle.reasons import StatusReason
+
+
+class StatusKind(Enum):
+    RECEIVED = "received"
+    FORWARDED = "forwarded"
+    DELIVERED = "delivered"
+    DELETED = "deleted"
+
+
+REQUEST_FLAG = {
+    StatusKind.RECEIVED: BundleFlag.REPORT_RECEPTION,
+    StatusKind.FORWARDED: BundleFlag.REPORT_FORWARDING,
+    StatusKind.DELIVERED: BundleFlag.REPORT_DELIVERY,
+    StatusKind.DELETED: BundleFlag.REPORT_DELETION,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """What a report needs to know of its subject bundle (kept small: no payload)."""
+
+    primary: PrimaryBlock
+    payload_length: int
+
+    @property
+    def wants_reports(self) -> bool:
+        """RFC 9171 §6.1: never about anonymous bundles or administrative records, and only to a real EID."""
+        p = self.primary
+        return not (p.source.is_null or p.is_admin_record or p.report_to.is_null)
+
+    def requested(self, kind: StatusKind) -> bool:
+        return self.wants_reports and bool(self.primary.flags & REQUEST_FLAG[kind])
+
+
+def report_about(subject: Subject, kind: StatusKind, reason: StatusReason, time_ms: int) -> StatusReport:
+    """A report asserting ``kind`` about ``subject``; the time goes in when the subject asked for it."""
+    p = subject.primary
+    with_time = bool(p.flags & BundleFlag.STATUS_TIME_REQUESTED)
+    item = StatusItem(True, time_ms if with_time else None)
+    fragment = p.fragment_offset is not None
+    return StatusReport(
+        source=p.source,
+        creation_ms=p.creation_ms,
+        sequence=p.sequence,
+        received=item if kind is StatusKind.RECEIVED else StatusItem(False),
+        forwarded=item if kind is StatusKind.FORWARDED else StatusItem(False),
+        delivered=item if kind is StatusKind.DELIVERED else StatusItem(False),
+        deleted=item if kind is StatusKind.DELETED else StatusItem(False),
+        reason=reason,
+        fragment_offset=p.fragment_offset if fragment else None,
+        fragment_length=subject.payload_length if fragment else None,
+    )
