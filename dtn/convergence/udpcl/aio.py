@@ -251,6 +251,7 @@ class UdpConvergenceLayer:
         self._inbound: OrderedDict[tuple[int, Address], UdpLink] = OrderedDict()
         self._worker: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
+        self._watchers = 0
         self._next_link = 0
         self._closed = False
 
@@ -335,9 +336,13 @@ class UdpConvergenceLayer:
 
     async def wait_stats(self, predicate: Callable[[UdpStats], bool], timeout_s: float = 5.0) -> UdpStats:
         """Wait until ``predicate(stats)`` holds (re-checked on every counter change); TimeoutError otherwise."""
-        async with asyncio.timeout(timeout_s):
-            while not predicate(self.stats):
-                await self._changed.wait()
+        self._watchers += 1
+        try:
+            async with asyncio.timeout(timeout_s):
+                while not predicate(self.stats):
+                    await self._changed.wait()
+        finally:
+            self._watchers -= 1
         return self.stats
 
     # -- internals ----------------------------------------------------------------------------------------
@@ -351,8 +356,9 @@ class UdpConvergenceLayer:
             raise ConnectionError("the UDP CL is closed")
 
     def _notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
+        if self._watchers:
+            self._changed.set()
+            self._changed = asyncio.Event()
 
     def _ensure_worker(self) -> None:
         if self._worker is None:

@@ -91,75 +91,134 @@ def classify_datagram(data: bytes | bytearray | memoryview, *, max_bytes: int = 
     return Datagram(DatagramKind.MALFORMED, f"first octet 0x{first:02x} starts no bundle")
 
 
+# What each initial byte means to the scanner: (action, width of the argument that follows it).
+_SKIP, _STRING, _ARRAY, _MAP, _TAG, _INDEF_STRING, _INDEF_CONTAINER, _BREAK, _SIMPLE1, _RESERVED, _BAD_INDEF = range(11)
+
+
+def _initial_byte_table() -> tuple[tuple[int, ...], tuple[int, ...]]:
+    actions: list[int] = []
+    widths: list[int] = []
+    for initial in range(256):
+        major, info = initial >> 5, initial & 0x1F
+        width = 1 << (info - 24) if 24 <= info <= 27 else 0
+        if 28 <= info <= 30:
+            action = _RESERVED
+        elif info == 31:
+            if major in (2, 3):
+                action = _INDEF_STRING
+            elif major in (4, 5):
+                action = _INDEF_CONTAINER
+            elif major == 7:
+                action = _BREAK
+            else:
+                action = _BAD_INDEF
+        elif major in (2, 3):
+            action = _STRING
+        elif major == 4:
+            action = _ARRAY
+        elif major == 5:
+            action = _MAP
+        elif major == 6:
+            action = _TAG
+        elif major == 7 and info == 24:
+            action = _SIMPLE1
+        else:
+            action = _SKIP
+        actions.append(action)
+        widths.append(width)
+    return tuple(actions), tuple(widths)
+
+
+_ACTIONS, _WIDTHS = _initial_byte_table()
+
+
 def cbor_item_end(data: bytes | bytearray | memoryview, offset: int = 0, *, max_depth: int = MAX_CBOR_DEPTH) -> int:
     """Offset just past the one well-formed CBOR item (RFC 8949 §3, Appendix C) that starts at ``offset``.
 
     Raises ``_Malformed`` (module-private; use :func:`classify_datagram`) when the item is truncated or not
-    well-formed. Iterative, bounded by ``max_depth`` and by the data length; does not build any values.
+    well-formed. Iterative and table-driven, bounded by ``max_depth`` and by the data length; builds no values.
     """
     n = len(data)
     pos = offset
-    # Each frame: [items still expected (-1: indefinite), major type of the chunks (-1: a container)].
-    stack: list[list[int]] = []
+    actions, widths = _ACTIONS, _WIDTHS
+    # One frame per open container: items still expected (> 0), or -1 for an indefinite array or map,
+    # -2 / -3 for an indefinite byte / text string (whose chunks must be definite strings of that type).
+    stack: list[int] = []
     while True:
         if pos >= n:
             raise _Malformed("truncated")
         initial = data[pos]
         pos += 1
-        major = initial >> 5
-        info = initial & 0x1F
-        completed = True
-        if initial == 0xFF:
-            if not stack or stack[-1][0] != -1:
-                raise _Malformed(f"unexpected break at offset {pos - 1}")
-            stack.pop()
-        else:
-            if stack and stack[-1][1] >= 0 and (major != stack[-1][1] or info == 31):
+        action = actions[initial]
+        if stack and stack[-1] < -1 and initial != 0xFF:
+            if action != _STRING or (initial >> 5) != -stack[-1]:
                 raise _Malformed(f"bad chunk in an indefinite-length string at offset {pos - 1}")
-            if info < 24:
-                arg = info
-            elif info < 28:
-                width = 1 << (info - 24)
+        if action == _SKIP:
+            pos += widths[initial]
+        elif action == _STRING:
+            width = widths[initial]
+            if width:
                 if pos + width > n:
                     raise _Malformed("truncated")
-                arg = int.from_bytes(data[pos : pos + width], "big")
+                length = int.from_bytes(data[pos : pos + width], "big")
                 pos += width
-            elif info < 31:
-                raise _Malformed(f"reserved additional information {info} at offset {pos - 1}")
-            else:  # indefinite length
-                if major in (0, 1, 6, 7):
-                    raise _Malformed(f"indefinite length on major type {major} at offset {pos - 1}")
-                stack.append([-1, major if major in (2, 3) else -1])
+            else:
+                length = initial & 0x1F
+            if length > n - pos:
+                raise _Malformed("truncated")
+            pos += length
+        elif action == _ARRAY or action == _MAP or action == _TAG:
+            width = widths[initial]
+            if width:
+                if pos + width > n:
+                    raise _Malformed("truncated")
+                count = int.from_bytes(data[pos : pos + width], "big")
+                pos += width
+            else:
+                count = initial & 0x1F
+            if action == _MAP:
+                count *= 2
+            elif action == _TAG:
+                count = 1
+            if count:
+                if count > n - pos:
+                    raise _Malformed("truncated")
+                stack.append(count)
                 if len(stack) > max_depth:
                     raise _Malformed("nested too deeply")
                 continue
-            if major in (2, 3):
-                if arg > n - pos:
-                    raise _Malformed("truncated")
-                pos += arg
-            elif major in (4, 5):
-                count = arg * (2 if major == 5 else 1)
-                if count:
-                    if count > n - pos:
-                        raise _Malformed("truncated")
-                    stack.append([count, -1])
-                    completed = False
-            elif major == 6:
-                stack.append([1, -1])
-                completed = False
-            elif major == 7 and info == 24 and arg < 32:
-                raise _Malformed(f"two-byte simple value {arg} below 32 at offset {pos - 2}")
+        elif action == _INDEF_CONTAINER or action == _INDEF_STRING:
+            stack.append(-1 if action == _INDEF_CONTAINER else -(initial >> 5))
             if len(stack) > max_depth:
                 raise _Malformed("nested too deeply")
-        if not completed:
             continue
-        # One item is complete: count it against the enclosing definite containers.
-        while stack and stack[-1][0] > 0:
-            stack[-1][0] -= 1
-            if stack[-1][0]:
-                break
+        elif action == _BREAK:
+            if not stack or stack[-1] > 0:
+                raise _Malformed(f"unexpected break at offset {pos - 1}")
             stack.pop()
-        if not stack:
+        elif action == _SIMPLE1:
+            if pos >= n:
+                raise _Malformed("truncated")
+            if data[pos] < 32:
+                raise _Malformed(f"two-byte simple value {data[pos]} below 32 at offset {pos - 1}")
+            pos += 1
+        elif action == _RESERVED:
+            raise _Malformed(f"reserved additional information {initial & 0x1F} at offset {pos - 1}")
+        else:
+            raise _Malformed(f"indefinite length on major type {initial >> 5} at offset {pos - 1}")
+        if pos > n:
+            raise _Malformed("truncated")
+        # One item is complete: count it against the enclosing definite containers.
+        while stack:
+            top = stack[-1]
+            if top > 1:
+                stack[-1] = top - 1
+                break
+            if top == 1:
+                stack.pop()
+                continue
+            break
+        else:
             return pos
 
 
