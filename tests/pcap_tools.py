@@ -89,11 +89,29 @@ def tshark(path: Path, *args: str) -> str:
     return done.stdout
 
 
-def expert_problems(path: Path) -> list[str]:
-    """Wireshark's expert-info lines of severity warning or error, and malformed-packet markers."""
+#: Wireshark 4.0 has no sub-dissector for an ordinary payload and reports each one as undecoded: not a problem.
+BENIGN_EXPERT_SUMMARIES = ("Unknown type code",)
+
+
+def expert_problems(path: Path, *, allow: tuple[str, ...] = BENIGN_EXPERT_SUMMARIES) -> list[str]:
+    """Wireshark's expert-info entries of severity warning or error (but the ``allow``-ed summaries), and
+    malformed-packet markers."""
     out = tshark(path, "-q", "-z", "expert,warn")
-    problems = [line for line in out.splitlines() if line.strip() and ("Warning" in line or "Error" in line)]
+    problems: list[str] = []
+    in_table = False
+    for line in out.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(("Errors (", "Warns (")):
+            in_table = True
+            continue
+        if stripped.startswith(("Notes (", "Chats (", "Comments (")):
+            in_table = False
+            continue
+        if not in_table or not stripped or stripped.startswith(("=", "Frequency")):
+            continue
+        if not any(text in stripped for text in allow):
+            problems.append(stripped)
     verbose = tshark(path, "-V")
-    if "Malformed Packet" in verbose:
+    if "Malformed Packet" in verbose and not any("Malformed" in p for p in problems):
         problems.append("Malformed Packet")
     return problems
