@@ -18,7 +18,7 @@ from dtn.bundle.cbor import (
     read_uint,
 )
 from dtn.bundle.crc import CrcType
-from dtn.bundle.eid import Eid, encode_eid, read_eid
+from dtn.bundle.eid import U64_MAX, Eid, encode_eid, read_eid
 from dtn.bundle.flags import NO_BLOCK_FLAGS, BlockFlag, BlockType, BundleFlag
 from dtn.errors import DecodeError, InvalidEid
 
@@ -75,6 +75,10 @@ class CanonicalBlock:
     def is_known_type(self) -> bool:
         """True for the block types this package processes (payload, 6, 7, 10) or carries knowingly (BPSec)."""
         return self.block_type in _KNOWN
+
+    def with_flags(self, flags: BlockFlag) -> CanonicalBlock:
+        """The same block with other processing flags (and therefore a recomputed CRC on encode)."""
+        return CanonicalBlock(self.block_type, self.number, flags, self.crc_type, self.data)
 
     def with_data(self, data: BlockData) -> CanonicalBlock:
         """The same block with new block-type-specific data (and therefore a recomputed CRC on encode)."""
@@ -158,7 +162,8 @@ class HopCount:
         return self.count > self.limit
 
     def incremented(self) -> HopCount:
-        return HopCount(self.limit, self.count + 1)
+        """Count + 1, saturating at 2**64 - 1 (far past any limit: the bundle is deleted anyway)."""
+        return HopCount(self.limit, min(self.count + 1, U64_MAX))
 
     def to_data(self) -> bytes:
         return bytes((MAJOR_ARRAY << 5 | 2,)) + encode_uint(self.limit) + encode_uint(self.count)

@@ -19,7 +19,7 @@ from dtn.bundle.blocks import (
     PrimaryBlock,
 )
 from dtn.bundle.crc import CrcType
-from dtn.bundle.eid import Eid
+from dtn.bundle.eid import U64_MAX, Eid
 from dtn.bundle.flags import NO_BLOCK_FLAGS, BlockFlag, BlockType
 from dtn.bundle.ids import BundleId
 
@@ -136,13 +136,13 @@ class Bundle:
         return self.with_block_replaced(old.with_data(HopCount.from_data(old.data).incremented().to_data()))
 
     def with_bundle_age_added(self, elapsed_ms: int) -> Bundle:
-        """Add ``elapsed_ms`` to the Bundle Age block (unchanged bundle when it has none)."""
+        """Add ``elapsed_ms`` to the Bundle Age block (unchanged bundle when it has none); saturates at 2**64-1."""
         if elapsed_ms < 0:
             raise ValueError(f"elapsed time must be >= 0, got {elapsed_ms}")
         old = self.block(BlockType.BUNDLE_AGE)
         if old is None:
             return self
-        age = BundleAge.from_data(old.data).age_ms + elapsed_ms
+        age = min(BundleAge.from_data(old.data).age_ms + elapsed_ms, U64_MAX)  # saturates, never overflows
         return self.with_block_replaced(old.with_data(BundleAge(age).to_data()))
 
     def with_hop_count(

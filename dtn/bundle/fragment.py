@@ -22,7 +22,7 @@ from dtn.bundle.blocks import CanonicalBlock, PrimaryBlock
 from dtn.bundle.bundle import Bundle
 from dtn.bundle.cbor import head_length
 from dtn.bundle.codec import encode_block, encode_primary
-from dtn.bundle.flags import BlockFlag, BundleFlag
+from dtn.bundle.flags import BlockFlag, BlockType, BundleFlag
 from dtn.bundle.ids import BundleId
 from dtn.errors import DtnError, EncodeError
 
@@ -116,7 +116,13 @@ def fragment(bundle: Bundle, max_bundle_bytes: int) -> list[Bundle]:
     else:
         base, total = 0, length
     extensions = bundle.blocks[:-1]
-    replicated = tuple(b for b in extensions if b.flags & BlockFlag.REPLICATE_IN_EVERY_FRAGMENT)
+    # A bundle whose creation time is 0 must carry a Bundle Age block (RFC 9171 §4.4.2): so must every fragment.
+    age_everywhere = primary.creation_ms == 0
+    replicated = tuple(
+        b
+        for b in extensions
+        if b.flags & BlockFlag.REPLICATE_IN_EVERY_FRAGMENT or (age_everywhere and b.block_type == BlockType.BUNDLE_AGE)
+    )
     all_size = sum(_block_size(b) for b in extensions)
     replicated_size = sum(_block_size(b) for b in replicated)
     payload_fixed = _payload_block_size(payload_block, 0) - 1  # without the length head and the data
