@@ -81,6 +81,7 @@ class SessionConfig:
     max_extension_bytes: int = 1 << 16
     max_node_id_bytes: int = 1024
     output_batch_bytes: int = 1 << 20  # how much data_to_send() produces per call when segments are queued
+    max_held_bytes: int = 1 << 20  # unparsed input held while the receive window is closed (beyond a segment)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +238,8 @@ class TcpclSession:
         self._parser = MessageParser(ParserLimits(config.segment_mru, config.max_extension_bytes,
                                                   config.max_node_id_bytes))
         self._out = bytearray()
+        # bytes we hold unparsed while the receive window is closed; beyond this we parse (and refuse)
+        self._hold_limit = config.segment_mru + config.max_held_bytes
         self._events: deque[Event] = deque()
         self._sent_contact = False
         self._sent_term = False
@@ -279,7 +282,10 @@ class TcpclSession:
 
     @property
     def receive_window_open(self) -> bool:
-        """False while too many received bundles await the node's decision: stop reading the socket."""
+        """False while too many received bundles await the node's decision: stop reading the socket.
+
+        While it is closed, bytes already fed stay unparsed (up to a segment MRU plus ``max_held_bytes``) and
+        are parsed when ``finish_transfer`` opens it again."""
         return (len(self._pending) < self.config.max_pending_received
                 and self._pending_bytes < self.config.max_pending_bytes)
 
@@ -304,6 +310,9 @@ class TcpclSession:
             return
         self._last_rx = now
         self._parser.feed(data)
+        self._process_safely()
+
+    def _process_safely(self) -> None:
         try:
             self._process()
         except UnknownMessageType as exc:
@@ -371,6 +380,8 @@ class TcpclSession:
         if refuse_reason is not None:
             self._remember_refused(transfer_id, refuse_reason)
         self._flush_replies()
+        if self._parser.buffered and self.receive_window_open and self.state is not State.CLOSED:
+            self._process_safely()
         self._maybe_finish_ending()
 
     def terminate(self, reason: SessTermReason, now: float) -> None:
@@ -469,6 +480,8 @@ class TcpclSession:
                     raise RemoteProtocolError("plaintext data where the TLS handshake belongs",
                                               SessTermReason.CONTACT_FAILURE)
                 return
+            if not self.receive_window_open and parser.buffered <= self._hold_limit:
+                return  # flow control: parse on when the node has decided (finish_transfer)
             message = parser.next_message()
             if message is None:
                 return

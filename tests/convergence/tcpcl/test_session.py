@@ -183,7 +183,7 @@ def test_final_ack_waits_for_the_node_and_decisions_go_out_in_arrival_order() ->
         pair.b.finish_transfer(0, None, 0.0)
 
 
-def test_receive_window_closes_while_decisions_pending() -> None:
+def test_receive_window_holds_input_while_decisions_pending() -> None:
     pair = make_pair(config_b=SessionConfig(max_pending_received=2))
     pair.auto_accept = False
     for _ in range(3):
@@ -191,13 +191,26 @@ def test_receive_window_closes_while_decisions_pending() -> None:
     pair.pump()
     assert not pair.b.receive_window_open
     assert len([e for e in pair.events_b if isinstance(e, TransferReceived)]) == 2
+    assert pair.b._parser.buffered > 0  # the third transfer waits, unparsed
     pair.b.finish_transfer(0, None, 0.0)
-    assert pair.b.receive_window_open
-    pair.b.finish_transfer(1, None, 0.0)
     pair.pump()
-    # the refusal of the third waited behind the decisions on the first two
+    assert len([e for e in pair.events_b if isinstance(e, TransferReceived)]) == 3
+    pair.b.finish_transfer(1, None, 0.0)
+    pair.b.finish_transfer(2, None, 0.0)
+    pair.pump()
     assert [e for e in pair.events_a if not isinstance(e, SessionUp)] == [
-        TransferAcked(0), TransferAcked(1), TransferRefused(2, RefuseReason.NO_RESOURCES)]
+        TransferAcked(0), TransferAcked(1), TransferAcked(2)]
+
+
+def test_input_beyond_the_hold_limit_is_refused_not_buffered() -> None:
+    b = established_passive(SessionConfig(max_pending_received=1, segment_mru=100, max_held_bytes=1000))
+    stream = b"".join(XferSegment(0x03, t, b"x" * 50).to_bytes() for t in range(100))
+    b.receive_data(stream, 1.0)
+    assert b._parser.buffered <= 100 + 1000 + 100
+    assert [type(e) for e in events(b)] == [TransferReceived]
+    b.finish_transfer(0, None, 1.0)
+    out = messages(b.data_to_send())
+    assert XferRefuse(RefuseReason.NO_RESOURCES, 1) in out and XferAck(0x03, 0, 50) == out[0]
 
 
 def test_transfer_above_receivers_mru_is_refused_mid_transfer_and_sender_stops() -> None:
