@@ -367,9 +367,10 @@ class UdpConvergenceLayer:
     def _inbound_link(self, index: int, server: DatagramServer, peer: Address) -> UdpLink:
         key = (index, peer)
         link = self._inbound.get(key)
-        if link is not None:
+        if link is not None and link.is_up:
             self._inbound.move_to_end(key)
             return link
+        self._inbound.pop(key, None)  # closed by the node: the next datagram gets a fresh link
         if len(self._inbound) >= self._max_receive_peers:
             _, evicted = self._inbound.popitem(last=False)
             evicted.mark_down()

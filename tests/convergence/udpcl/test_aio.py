@@ -192,20 +192,41 @@ async def test_receive_queue_is_bounded(sender: Sender) -> None:
         await rx.close()
 
 
-async def test_paced_link_keeps_order_and_reports_its_rate(receiver: Receiver, sender: Sender) -> None:
+async def test_paced_link_keeps_order_and_reports_its_rate(receiver: Receiver) -> None:
+    _, rx_sink, address = receiver
+    tx = UdpConvergenceLayer(RecordingSink(), burst_bytes=1000)
+    try:
+        link = await tx.connect(address, limits=LinkLimits(rate_bytes_per_s=1_000_000.0))
+        assert link.limits.rate_bytes_per_s == 1_000_000.0
+        payloads = [cbor_array_of_size(1000, tag=i) for i in range(30)]
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        results = await asyncio.gather(*(link.send(p) for p in payloads))  # 29 kB beyond the burst at 1 MB/s
+        assert loop.time() - start >= 0.029  # the pacing delays happened (a lower bound, not a speed test)
+        assert all(r.ok for r in results)
+        received = [(await rx_sink.next())[1] for _ in payloads]
+        assert received == payloads
+        link.set_rate(None)
+        assert link.limits.rate_bytes_per_s is None and link.limits.max_bundle_bytes == MAX_UDP_PAYLOAD_IPV4
+        link.set_rate(1000.0)
+        assert link.limits.rate_bytes_per_s == 1000.0
+    finally:
+        await tx.close()
+
+
+async def test_a_closed_receive_side_link_is_replaced(receiver: Receiver, sender: Sender) -> None:
     _, rx_sink, address = receiver
     tx, _ = sender
-    link = await tx.connect(address, limits=LinkLimits(rate_bytes_per_s=2_000_000.0))
-    assert link.limits.rate_bytes_per_s == 2_000_000.0
-    payloads = [cbor_array_of_size(1000, tag=i) for i in range(30)]
-    results = await asyncio.gather(*(link.send(p) for p in payloads))  # 30 kB at 2 MB/s, after the burst
-    assert all(r.ok for r in results)
-    received = [(await rx_sink.next())[1] for _ in payloads]
-    assert received == payloads
-    link.set_rate(None)
-    assert link.limits.rate_bytes_per_s is None and link.limits.max_bundle_bytes == MAX_UDP_PAYLOAD_IPV4
-    link.set_rate(1000.0)
-    assert link.limits.rate_bytes_per_s == 1000.0
+    link = await tx.connect(address)
+    assert (await link.send(G1)).ok
+    first, _ = await rx_sink.next()
+    await first.close()
+    assert not first.is_up and rx_sink.downs == []  # no link events for receive-side links
+    assert (await link.send(G2)).ok
+    second, _ = await rx_sink.next()
+    assert second is not first and second.is_up
+    assert isinstance(second, UdpLink) and isinstance(first, UdpLink)
+    assert second.peer_address == first.peer_address
 
 
 async def test_link_up_and_down_events(receiver: Receiver, sender: Sender) -> None:
