@@ -52,6 +52,9 @@ _CRC_TYPES = (CrcType.NONE, CrcType.CRC16_X25, CrcType.CRC32C)
 _CRC_LENGTHS = (0, 2, 4)
 _CRC_HEADS = (b"", b"\x42", b"\x44")
 _ZERO4 = b"\x00\x00\x00\x00"
+_SMALL_UINTS = (b"\x00", b"\x01", b"\x02")
+# Array head and version of a primary block, by (fragment ? 2 : 0) + (CRC ? 1 : 0).
+_PRIMARY_STARTS = (b"\x88\x07", b"\x89\x07", b"\x8a\x07", b"\x8b\x07")
 # Plain-int copies of the flags and types the checks test (IntFlag/IntEnum operators are slow).
 _PAYLOAD = int(BlockType.PAYLOAD)
 _BUNDLE_AGE = int(BlockType.BUNDLE_AGE)
@@ -432,44 +435,50 @@ def check_bundle(bundle: Bundle, *, require_bundle_age: bool = True) -> None:
 
 def encode_primary(primary: PrimaryBlock) -> bytes:
     """The deterministic encoding of a primary block, with its CRC (ignores any received image)."""
-    crc_type = primary.crc_type
-    is_fragment = primary.flags & BundleFlag.IS_FRAGMENT
-    n = 8 + (2 if is_fragment else 0) + (1 if crc_type else 0)
     try:
-        parts = [
-            bytes((0x80 | n, BPV7_VERSION)),
-            encode_uint(int(primary.flags)),
-            encode_uint(int(crc_type)),
-            encode_eid(primary.destination),
-            encode_eid(primary.source),
-            encode_eid(primary.report_to),
-            b"\x82",
-            encode_uint(primary.creation_ms),
-            encode_uint(primary.sequence),
-            encode_uint(primary.lifetime_ms),
-        ]
-        if is_fragment:
-            if primary.fragment_offset is None or primary.total_adu_length is None:
-                raise EncodeError("a fragment needs fragment_offset and total_adu_length")
-            parts.append(encode_uint(primary.fragment_offset))
-            parts.append(encode_uint(primary.total_adu_length))
-        elif primary.fragment_offset is not None or primary.total_adu_length is not None:
-            raise EncodeError("fragment_offset/total_adu_length given but flags lack IS_FRAGMENT")
-        if crc_type not in (0, 1, 2):
+        crc_type = int(primary.crc_type)
+        flags = int(primary.flags)
+        if not 0 <= crc_type <= 2:
             raise EncodeError(f"unknown CRC type {crc_type}")
-    except (ValueError, TypeError, IndexError) as exc:
+        is_fragment = flags & 1
+        offset, total = primary.fragment_offset, primary.total_adu_length
+        if is_fragment:
+            if offset is None or total is None:
+                raise EncodeError("a fragment needs fragment_offset and total_adu_length")
+            tail = encode_uint(offset) + encode_uint(total) + _CRC_HEADS[crc_type]
+        elif offset is not None or total is not None:
+            raise EncodeError("fragment_offset/total_adu_length given but flags lack IS_FRAGMENT")
+        else:
+            tail = _CRC_HEADS[crc_type]
+        body = b"".join(
+            (
+                _PRIMARY_STARTS[(2 if is_fragment else 0) + (1 if crc_type else 0)],
+                encode_uint(flags),
+                _SMALL_UINTS[crc_type],
+                encode_eid(primary.destination),
+                encode_eid(primary.source),
+                encode_eid(primary.report_to),
+                b"\x82",
+                encode_uint(primary.creation_ms),
+                encode_uint(primary.sequence),
+                encode_uint(primary.lifetime_ms),
+                tail,
+            )
+        )
+    except (ValueError, TypeError, IndexError, AttributeError) as exc:
         raise EncodeError(f"primary block cannot be encoded: {exc}") from exc
+    if crc_type == 2:
+        return body + (_crc32c(_ZERO4, _crc32c(body))).to_bytes(4, "big")
     if crc_type:
-        parts.append(_CRC_HEADS[crc_type])
-        parts.append(block_crc(crc_type, *parts))
-    return b"".join(parts)
+        return body + block_crc(crc_type, body)
+    return body
 
 
 def _canonical_parts(block: CanonicalBlock) -> list[BlockData]:
-    crc_type = block.crc_type
     data = block.data
     try:
-        if crc_type not in (0, 1, 2):
+        crc_type = int(block.crc_type)
+        if not 0 <= crc_type <= 2:
             raise EncodeError(f"block {block.number}: unknown CRC type {crc_type}")
         bt, num, fl = block.block_type, block.number, int(block.flags)
         if bt < 24 and num < 24 and fl < 24:
@@ -481,16 +490,18 @@ def _canonical_parts(block: CanonicalBlock) -> list[BlockData]:
                     encode_uint(bt),
                     encode_uint(num),
                     encode_uint(fl),
-                    encode_uint(int(crc_type)),
+                    _SMALL_UINTS[crc_type],
                     head(MAJOR_BSTR, len(data)),
                 )
             )
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, AttributeError) as exc:
         raise EncodeError(f"block {block.number} cannot be encoded: {exc}") from exc
     if not crc_type:
         return [hdr, data]
-    crc_head = _CRC_HEADS[crc_type]
-    return [hdr, data, crc_head, block_crc(crc_type, hdr, data, crc_head)]
+    if crc_type == 2:
+        value = _crc32c(b"\x44\x00\x00\x00\x00", _crc32c(data, _crc32c(hdr)))
+        return [hdr, data, b"\x44" + value.to_bytes(4, "big")]
+    return [hdr, data, b"\x42", block_crc(crc_type, hdr, data, b"\x42")]
 
 
 def encode_block(block: CanonicalBlock) -> bytes:

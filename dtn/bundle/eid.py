@@ -245,7 +245,10 @@ _NULL_DTN_CBOR = b"\x82\x01\x00"
 def encode_eid(eid: Eid) -> bytes:
     """The deterministic CBOR encoding of an EID (two-element ipn form, ``//`` dtn SSP)."""
     if isinstance(eid, IpnEid):
-        return b"\x82\x02\x82" + encode_uint(eid.fqnn) + encode_uint(eid.service)
+        node, service = eid.node, eid.service
+        if node < 24 and service < 24 and not eid.allocator:
+            return bytes((0x82, SCHEME_IPN, 0x82, node, service))
+        return b"\x82\x02\x82" + encode_uint(eid.fqnn) + encode_uint(service)
     if eid.is_null:
         return _NULL_DTN_CBOR
     return b"\x82\x01" + encode_tstr(eid.ssp)
