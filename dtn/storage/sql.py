@@ -26,7 +26,18 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import Connection, Engine, create_engine, delete, event, inspect, literal_column, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    inspect,
+    literal_column,
+    make_url,
+    select,
+    update,
+)
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
@@ -109,7 +120,20 @@ def open_store(
 
 def _make_engine(url: str, level: Durability) -> Engine:
     try:
+        backend = make_url(url).get_backend_name()
+    except ArgumentError as exc:
+        raise StoreError(
+            f"bad store URL {url!r}: {exc}; use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+        ) from exc
+    if backend not in ("sqlite", "postgresql"):
+        raise StoreError(f"unsupported store database {backend!r} in {url!r}: use sqlite:/// or postgresql+psycopg://")
+    try:
         engine = create_engine(url, poolclass=NullPool)
+    except ImportError as exc:
+        raise StoreError(
+            f"the database driver for {url!r} is not installed ({exc}); for PostgreSQL install the pg extra "
+            "(pip install 'dtn[pg]')"
+        ) from exc
     except (ArgumentError, NoSuchModuleError, ValueError) as exc:
         raise StoreError(
             f"bad store URL {url!r}: {exc}; use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
