@@ -241,9 +241,6 @@ async def run(args: argparse.Namespace) -> None:
             ours = await best(lambda: tcpcl_small_rate(1024, small, window, tls_cfg), rounds)
             line(f"TLS 1 KiB bundles x {small} (/s)", f"{small / ours:,.0f}")
 
-    if not args.no_udp:
-        udp_hook()
-
 
 def udp_hook() -> None:
     """The UDP CL figures live in benchmarks/convergence_udp.py (``measure_udp``); shown here when present."""
@@ -263,7 +260,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer and smaller runs")
     parser.add_argument("--no-tls", action="store_true")
     parser.add_argument("--no-udp", action="store_true")
-    asyncio.run(run(parser.parse_args()))
+    args = parser.parse_args()
+    asyncio.run(run(args))
+    if not args.no_udp:
+        udp_hook()  # measure_udp() runs its own event loop
 
 
 if __name__ == "__main__":

@@ -237,7 +237,8 @@ class TcpclSession:
         self._peer_cert_node_ids: frozenset[str] | None = None
         self._parser = MessageParser(ParserLimits(config.segment_mru, config.max_extension_bytes,
                                                   config.max_node_id_bytes))
-        self._out = bytearray()
+        self._out: list[bytes | memoryview] = []  # parts joined once in data_to_send()
+        self._out_bytes = 0
         # bytes we hold unparsed while the receive window is closed; beyond this we parse (and refuse)
         self._hold_limit = config.segment_mru + config.max_held_bytes
         self._events: deque[Event] = deque()
@@ -406,8 +407,9 @@ class TcpclSession:
             self._produce_segments()
         if not self._out:
             return b""
-        out = bytes(self._out)
+        out = b"".join(self._out)
         self._out.clear()
+        self._out_bytes = 0
         self._last_tx = self._now
         return out
 
@@ -455,7 +457,9 @@ class TcpclSession:
     # ------------------------------------------------------------------------------------------ internals
 
     def _queue(self, message: Message | ContactHeader) -> None:
-        self._out += message.to_bytes()
+        data = message.to_bytes()
+        self._out.append(data)
+        self._out_bytes += len(data)
 
     def _send_contact(self) -> None:
         if not self._sent_contact:
@@ -665,7 +669,7 @@ class TcpclSession:
         assert self.parameters is not None
         mtu = self.parameters.segment_mtu
         budget = self.config.output_batch_bytes
-        while self._tx_queue and len(self._out) < budget:
+        while self._tx_queue and self._out_bytes < budget:
             item = self._tx_queue[0]
             if self.state is State.ENDING and not item.started:
                 break  # no new transfer starts once the session is ending
@@ -674,8 +678,10 @@ class TcpclSession:
             end = item.offset + len(chunk) >= item.total
             flags = (SegmentFlag.START if start else 0) | (SegmentFlag.END if end else 0)
             extensions = (transfer_length_item(item.total),) if start and not end else ()
-            self._out += encode_segment_header(flags, item.transfer_id, len(chunk), extensions)
-            self._out += chunk
+            header = encode_segment_header(flags, item.transfer_id, len(chunk), extensions)
+            self._out.append(header)
+            self._out.append(chunk)
+            self._out_bytes += len(header) + len(chunk)
             item.offset += len(chunk)
             item.started = True
             if end:
