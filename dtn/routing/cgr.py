@@ -8,9 +8,11 @@ contacts still open. ``ContactGraph.search`` is Dijkstra over contacts for the e
   ``Y.end > t`` (the window is ``[start, end)``: data arriving at the end instant is too late);
 * labels are ordered by (arrival, hops, end of the last contact): ties go to fewer hops, then to the contact
   that ends earliest (keeping longer contacts for later traffic);
-* a node is expanded again only by a label with strictly fewer hops than every earlier expansion (earlier
-  expansions arrived no later, so a label that has no fewer hops is dominated). Each expansion scans only the
-  contacts of that node still open, so a search costs about O(contacts log contacts).
+* a first pass expands each node once and finds the earliest arrival T*; a backward pass finds how late each
+  node can be left and still make T*; a last pass may expand a node again, but only by a label with strictly
+  fewer hops than every earlier expansion (earlier expansions arrived no later, so a label that has no fewer
+  hops is dominated) and only with labels that can still make T*. Each expansion scans only the contacts of
+  that node still open, so a search costs about O(contacts log contacts).
 
 The search ignores volume (as ION's does); volume, queues and the bundle's deadline are applied per bundle by
 ``dtn.routing.cgr_router``. ``RouteList`` extends the best route into a ranked list with Yen's k-shortest-paths
@@ -64,39 +66,46 @@ class ContactGraph:
     def __init__(self, plan: ContactPlan) -> None:
         index = plan.range_index()
         self.plan = plan
-        self.contacts: list[Contact] = []
         self.unusable: list[Contact] = []
-        owlts: list[float] = []
+        usable: list[tuple[Contact, float]] = []
         for c in plan.contacts:
             owlt = index.owlt_s(c.from_node, c.to_node, c.start_s)
             if owlt is None:
                 self.unusable.append(c)
-                continue
-            self.contacts.append(c)
-            owlts.append(owlt)
-        self.owlt_s = owlts
-        self.delay_s = [o + owlt_margin_s(o) for o in owlts]
+            else:
+                usable.append((c, owlt))
+        # Contact ids are grouped by sending node and ordered by end time, and the per-contact arrays are
+        # built in that order: a search scans a node's open contacts as one run of neighbouring ids.
+        usable.sort(key=lambda item: (item[0].from_node, item[0].end_s, item[0].start_s, item[0].to_node))
+        self.contacts: list[Contact] = [c for c, _ in usable]
+        self.owlt_s = [owlt + 0.0 for _, owlt in usable]
+        self.delay_s = [owlt + owlt_margin_s(owlt) + 0.0 for _, owlt in usable]
         self.from_node = [c.from_node for c in self.contacts]
         self.to_node = [c.to_node for c in self.contacts]
-        self.start_s = [c.start_s for c in self.contacts]
-        self.end_s = [c.end_s for c in self.contacts]
-        self.rate = [c.rate_bytes_per_s for c in self.contacts]
-        by_node: dict[int, list[int]] = {}
+        self.start_s = [c.start_s + 0.0 for c in self.contacts]
+        self.end_s = [c.end_s + 0.0 for c in self.contacts]
+        self.rate = [c.rate_bytes_per_s + 0.0 for c in self.contacts]
+        self._in_ids: dict[int, list[int]] = {}
         for cid, c in enumerate(self.contacts):
-            by_node.setdefault(c.from_node, []).append(cid)
-        self._out_ends: dict[int, list[float]] = {}
-        self._out_ids: dict[int, list[int]] = {}
-        for node, ids in by_node.items():
-            ids.sort(key=lambda i: (self.end_s[i], self.start_s[i], i))
-            self._out_ids[node] = ids
-            self._out_ends[node] = [self.end_s[i] for i in ids]
+            self._in_ids.setdefault(c.to_node, []).append(cid)
+        #: node -> (first id, end times of its contacts in id order)
+        self._out: dict[int, tuple[int, list[float]]] = {}
+        cid = 0
+        n = len(self.contacts)
+        while cid < n:
+            node = self.from_node[cid]
+            first = cid
+            while cid < n and self.from_node[cid] == node:
+                cid += 1
+            self._out[node] = (first, self.end_s[first:cid])
 
     def __len__(self) -> int:
         return len(self.contacts)
 
-    def contacts_from(self, node: int) -> list[int]:
+    def contacts_from(self, node: int) -> range:
         """Contact ids leaving ``node``, by end time."""
-        return self._out_ids.get(node, [])
+        out = self._out.get(node)
+        return range(0) if out is None else range(out[0], out[0] + len(out[1]))
 
     def search(
         self,
@@ -108,10 +117,31 @@ class ContactGraph:
         banned_contacts: frozenset[int] | set[int] = frozenset(),
         banned_nodes: frozenset[int] | set[int] = frozenset(),
     ) -> list[int] | None:
-        """Contact ids of the earliest-arrival path from ``source`` (there at ``start_s``) to ``destination``, or
-        None. ``banned_contacts`` are never used; ``banned_nodes`` are never passed through."""
-        out_ends = self._out_ends
-        out_ids = self._out_ids
+        """Contact ids of the earliest-arrival path from ``source`` (there at ``start_s``) to ``destination`` with
+        the fewest hops among those, or None. ``banned_contacts`` are never used; ``banned_nodes`` are never
+        passed through.
+
+        Three near-linear passes: the earliest arrival T* (each node expanded once); the latest time each node
+        can be left and still reach the destination by T* (a backward pass); then the fewest-hops search, in
+        which a node may be expanded again with fewer hops, limited to labels that can still make T*."""
+        found = self._forward(source, destination, start_s, start_hops, banned_contacts, banned_nodes, None)
+        if found is None or len(found[0]) <= 1:
+            return None if found is None else found[0]
+        latest = self._latest_departure(destination, found[1], banned_contacts, banned_nodes)
+        again = self._forward(source, destination, start_s, start_hops, banned_contacts, banned_nodes, latest)
+        return found[0] if again is None else again[0]
+
+    def _forward(
+        self,
+        source: int,
+        destination: int,
+        start_s: float,
+        start_hops: int,
+        banned_contacts: frozenset[int] | set[int],
+        banned_nodes: frozenset[int] | set[int],
+        latest: dict[int, float] | None,
+    ) -> tuple[list[int], float] | None:
+        out = self._out
         start = self.start_s
         end = self.end_s
         delay = self.delay_s
@@ -120,24 +150,35 @@ class ContactGraph:
         label_contact: list[int] = []
         label_parent: list[int] = []
         expanded_hops: dict[int, int] = {source: start_hops}
+        # Per node, the best (arrival, hops) label queued so far: a new label no better is not queued (first
+        # pass), or not if it has no fewer hops either (fewest-hops pass).
+        tentative: dict[int, tuple[float, int]] = {source: (start_s, start_hops)}
         heap: list[tuple[float, int, float, int]] = []
         push = heapq.heappush
         pop = heapq.heappop
 
         def expand(node: int, at: float, hops: int, parent: int) -> None:
-            # Every relaxation is pushed: a node is expanded in increasing arrival order with strictly fewer
-            # hops each time, so no label pushed here is dominated by an earlier one for the same contact.
-            ends = out_ends.get(node)
-            if ends is None:
+            entry = out.get(node)
+            if entry is None:
                 return
-            ids = out_ids[node]
+            first, ends = entry
             nxt = hops + 1
-            for k in range(bisect_right(ends, at), len(ids)):
-                cid = ids[k]
+            for cid in range(first + bisect_right(ends, at), first + len(ends)):
                 if cid in banned_contacts:
                     continue
                 s = start[cid]
-                push(heap, ((s if s > at else at) + delay[cid], nxt, end[cid], len(label_contact)))
+                arrival = (s if s > at else at) + delay[cid]
+                target = to_node[cid]
+                old = tentative.get(target)
+                if old is not None and arrival >= old[0] and (latest is None or nxt >= old[1]):
+                    continue  # a label already queued for that node is no worse
+                if latest is not None:
+                    bound = latest.get(target)
+                    if bound is None or arrival > bound + 1e-9 * (1.0 + abs(bound)):
+                        continue  # cannot reach the destination by the earliest arrival time any more
+                if old is None or arrival < old[0] or (arrival == old[0] and nxt < old[1]):
+                    tentative[target] = (arrival, nxt)
+                push(heap, (arrival, nxt, end[cid], len(label_contact)))
                 label_contact.append(cid)
                 label_parent.append(parent)
 
@@ -151,15 +192,53 @@ class ContactGraph:
                     path.append(label_contact[label])
                     label = label_parent[label]
                 path.reverse()
-                return path
+                return path, arrival
             seen = expanded_hops.get(node)
-            if seen is not None and seen <= hops:
+            if seen is not None and (latest is None or seen <= hops):
                 continue  # dominated: an earlier expansion arrived no later with no more hops
             expanded_hops[node] = hops
             if node in banned_nodes:
                 continue
             expand(node, arrival, hops, label)
         return None
+
+    def _latest_departure(
+        self,
+        destination: int,
+        deadline: float,
+        banned_contacts: frozenset[int] | set[int],
+        banned_nodes: frozenset[int] | set[int],
+    ) -> dict[int, float]:
+        """For each node, the latest time at which one can be there and still reach ``destination`` by
+        ``deadline`` (a backward Dijkstra on the latest departure time)."""
+        start = self.start_s
+        end = self.end_s
+        delay = self.delay_s
+        from_node = self.from_node
+        in_ids = self._in_ids
+        latest: dict[int, float] = {destination: deadline}
+        heap: list[tuple[float, int]] = [(-deadline, destination)]
+        while heap:
+            neg, node = heapq.heappop(heap)
+            bound = -neg
+            if latest.get(node) != bound:
+                continue
+            if node in banned_nodes and node != destination:
+                continue
+            for cid in in_ids.get(node, ()):
+                d = delay[cid]
+                if start[cid] + d > bound or cid in banned_contacts:
+                    continue
+                leave = bound - d
+                e = end[cid]
+                if leave > e:
+                    leave = e
+                m = from_node[cid]
+                old = latest.get(m)
+                if old is None or leave > old:
+                    latest[m] = leave
+                    heapq.heappush(heap, (-leave, m))
+        return latest
 
     def walk(self, contact_ids: Iterable[int], start_s: float) -> float:
         """Best-case arrival time along ``contact_ids`` leaving at ``start_s`` (inf if a contact is missed)."""

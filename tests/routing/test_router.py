@@ -21,6 +21,10 @@ PLAN = ContactPlan(
 )
 
 
+#: Contact 1->2 is the first of node 1's contacts by end time, so its graph id is 0.
+C12 = 0
+
+
 def req(size: int = 2000, priority: Priority = Priority.STANDARD, excluded: tuple[int, ...] = ()) -> RouteRequest:
     return RouteRequest(IpnEid(3, 1), size, 1000, priority, frozenset(IpnEid(n, 0) for n in excluded))
 
@@ -35,7 +39,7 @@ def test_booking_beyond_capacity_moves_later_bundles_to_the_next_route() -> None
     decisions = [router.route(req(), 0) for _ in range(6)]
     assert neighbours(decisions) == [2, 2, 2, 2, 4, 4]
     assert isinstance(decisions[4], WaitUntil) and decisions[4].at_s == 20
-    assert router.residual_volume(0) == 10_000 - 4 * 2125
+    assert router.residual_volume(C12) == 10_000 - 4 * 2125
 
 
 def test_release_gives_volume_back_and_sent_keeps_it_consumed() -> None:
@@ -46,12 +50,12 @@ def test_release_gives_volume_back_and_sent_keeps_it_consumed() -> None:
     assert isinstance(first, ForwardNow) and first.booking is not None
     router.release(first.booking)
     router.release(first.booking)  # a second hand-back is ignored
-    assert router.residual_volume(0) == 10_000 - 3 * 2125
+    assert router.residual_volume(C12) == 10_000 - 3 * 2125
     assert neighbours([router.route(req(), 0)]) == [2]
     second = decisions[1]
     assert isinstance(second, ForwardNow) and second.booking is not None
     router.sent(second.booking)
-    assert router.residual_volume(0) == 10_000 - 4 * 2125
+    assert router.residual_volume(C12) == 10_000 - 4 * 2125
     assert neighbours([router.route(req(), 0)]) == [4]
 
 
@@ -65,8 +69,8 @@ def test_priorities_share_volume_downwards() -> None:
     router2 = CgrRouter(1, PLAN)
     for _ in range(4):
         router2.route(req(priority=Priority.BULK), 0)
-    assert router2.residual_volume(0, Priority.EXPEDITED) == 10_000
-    assert router2.residual_volume(0, Priority.BULK) == 10_000 - 4 * 2125
+    assert router2.residual_volume(C12, Priority.EXPEDITED) == 10_000
+    assert router2.residual_volume(C12, Priority.BULK) == 10_000 - 4 * 2125
 
 
 def test_excluded_previous_node_is_never_the_next_hop() -> None:

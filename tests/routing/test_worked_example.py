@@ -39,7 +39,8 @@ def test_95000_queued_to_node_2_sends_to_node_3(worked: ContactPlan) -> None:
     assert router.estimated_volume(89_412) == 95_000
     first = router.route(request(89_412), 0)
     assert isinstance(first, ForwardNow) and first.neighbour == IpnEid(2, 0)
-    assert router.residual_volume(0) == 5_000  # MTV(C12) = 100 000 - 95 000
+    c12 = next(i for i, c in enumerate(router.graph.contacts) if (c.from_node, c.to_node) == (1, 2))
+    assert router.residual_volume(c12) == 5_000  # MTV(C12) = 100 000 - 95 000
     infos = router.routes(4, 0, size_bytes=1000)
     assert [(i.route.entry_node, i.projected_arrival_s) for i in infos] == [(2, 100), (3, 75)]
     second = router.route(request(1000), 0)
