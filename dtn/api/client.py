@@ -1,0 +1,372 @@
+"""``DtnClient``: the async Python client of a node's application interface (what ``dtnsend``, ``dtnrecv``,
+``dtnping`` and ``dtn status`` use).
+
+    from dtn.api.client import DtnClient
+
+    async with DtnClient("127.0.0.1:4242") as node:          # or "unix:/run/dtn/node.sock"; token="..." off loopback
+        bundle_id = await node.send("ipn:2.1", b"hello", lifetime_ms=3_600_000, reports={"delivered"})
+        report = await node.wait_report(bundle_id, "delivered", timeout_s=60)   # dict, or None on timeout
+
+        await node.register("ipn:1.1")
+        delivery = await node.receive("ipn:1.1", timeout_s=30)                   # long poll; None on timeout
+        if delivery is not None:
+            handle(delivery.payload, delivery.file_name)
+            await node.acknowledge(delivery)                                     # only then is it released
+
+        async with node.subscribe("ipn:1.1") as deliveries:                      # WebSocket push
+            async for delivery in deliveries:
+                handle(delivery.payload)
+                await deliveries.ack(delivery)
+
+A delivery that is not acknowledged is offered again (to any reader) later, so applications get every bundle at
+least once; acknowledge after the data is safe (``dtnrecv`` acknowledges after fsync).
+
+Every method raises ``NodeNotRunning`` when nothing answers at the address and ``ApiError`` (with the HTTP
+status and the node's message) when the node refuses the request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+from dtn.errors import DtnError
+
+from .models import (
+    API_ENV,
+    DEFAULT_API_ADDRESS,
+    H_BUNDLE_ID,
+    H_CREATION_MS,
+    H_ENDPOINT,
+    H_FILE_NAME,
+    H_SOURCE,
+    PREFIX,
+    TOKEN_ENV,
+    Delivery,
+    decode_file_name,
+)
+
+__all__ = ["ApiError", "Delivery", "DtnClient", "NodeNotRunning", "default_address"]
+
+#: How much longer than the server-side wait the client waits for an answer.
+_GRACE_S = 15.0
+CHUNK_BYTES = 1 << 20
+
+
+class NodeNotRunning(DtnError):
+    """Nothing answers at the API address (``dtnd`` is not running there)."""
+
+    def __init__(self, address: str, detail: str = "") -> None:
+        super().__init__(f"dtnd is not running at {address}" + (f" ({detail})" if detail else ""))
+        self.address = address
+
+
+class ApiError(DtnError):
+    """The node refused a request; ``status`` is the HTTP status, the message the node's explanation."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def default_address() -> str:
+    """``$DTN_API`` or ``127.0.0.1:4242``."""
+    return os.environ.get(API_ENV) or DEFAULT_API_ADDRESS
+
+
+class DtnClient:
+    """One connection pool to one node's API. Use as ``async with DtnClient(addr) as node:`` or call
+    ``close()``. ``address``: ``HOST:PORT``, ``http://HOST:PORT`` or ``unix:PATH`` (default ``$DTN_API`` or
+    ``127.0.0.1:4242``); ``token``: bearer token (default ``$DTN_API_TOKEN``)."""
+
+    def __init__(self, address: str | None = None, token: str | None = None, *, connect_timeout_s: float = 5.0) -> None:
+        self.address = address or default_address()
+        self.token = token if token is not None else os.environ.get(TOKEN_ENV, "")
+        self._connect_timeout_s = connect_timeout_s
+        if self.address.startswith("unix:"):
+            self._unix_path: str | None = self.address[5:]
+            self._base = "http://localhost"
+        else:
+            self._unix_path = None
+            base = self.address if "://" in self.address else f"http://{self.address}"
+            self._base = base.rstrip("/")
+        self._session: aiohttp.ClientSession | None = None
+
+    # --- plumbing ----------------------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> DtnClient:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector: aiohttp.BaseConnector | None = (
+                aiohttp.UnixConnector(path=self._unix_path) if self._unix_path is not None else None
+            )
+            headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout_s),
+            )
+        return self._session
+
+    async def _request(self, method: str, path: str, *, params: Any = None, data: Any = None,
+                       wait_s: float | None = None) -> tuple[int, dict[str, str], bytes]:
+        timeout = aiohttp.ClientTimeout(total=None if wait_s is None else wait_s + _GRACE_S,
+                                        sock_connect=self._connect_timeout_s)
+        try:
+            async with self._http().request(method, self._base + PREFIX + path, params=params, data=data,
+                                            timeout=timeout) as response:
+                body = await response.read()
+                headers = dict(response.headers)
+                status = response.status
+        except (aiohttp.ClientConnectorError, FileNotFoundError, ConnectionRefusedError) as exc:
+            raise NodeNotRunning(self.address) from exc
+        except aiohttp.ServerDisconnectedError as exc:
+            raise NodeNotRunning(self.address, "the node closed the connection") from exc
+        except aiohttp.ClientError as exc:
+            raise ApiError(0, f"{self.address}: {exc}") from exc
+        if status >= 400:
+            try:
+                message = str(json.loads(body)["error"])
+            except (ValueError, KeyError, TypeError):
+                message = body.decode("utf-8", "replace") or f"HTTP {status}"
+            raise ApiError(status, message)
+        return status, headers, body
+
+    async def _json(self, method: str, path: str, *, params: Any = None, wait_s: float | None = None) -> Any:
+        _, _, body = await self._request(method, path, params=params, wait_s=wait_s)
+        return json.loads(body)
+
+    # --- node information --------------------------------------------------------------------------------------
+
+    async def status(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self._json("GET", "/status", wait_s=0)
+        return result
+
+    async def neighbours(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self._json("GET", "/neighbours", wait_s=0)
+        return result
+
+    async def bundles(self, limit: int = 100) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self._json("GET", "/bundles", params={"limit": limit}, wait_s=0)
+        return result
+
+    async def routes(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self._json("GET", "/routes", wait_s=0)
+        return result
+
+    async def statistics(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self._json("GET", "/statistics", wait_s=0)
+        return result
+
+    # --- endpoints -----------------------------------------------------------------------------------------------
+
+    async def register(self, endpoint: str, *, passive: bool = False) -> str:
+        """Register ``endpoint`` on the node (active: bundles are offered at once); returns its normal form."""
+        params = {"endpoint": endpoint, "passive": "true" if passive else "false"}
+        doc = await self._json("POST", "/endpoints", params=params, wait_s=0)
+        return str(doc["endpoint"])
+
+    async def unregister(self, endpoint: str) -> bool:
+        doc = await self._json("DELETE", "/endpoints", params={"endpoint": endpoint}, wait_s=0)
+        return bool(doc["removed"])
+
+    # --- sending -------------------------------------------------------------------------------------------------
+
+    async def send(
+        self,
+        destination: str,
+        payload: bytes | AsyncIterable[bytes],
+        *,
+        lifetime_ms: int = 86_400_000,
+        reports: Iterable[str] = (),
+        report_to: str | None = None,
+        priority: int = 1,
+        hop_limit: int | None = None,
+        file_name: str | None = None,
+        source: str | None = None,
+    ) -> str:
+        """Send ``payload`` (bytes, or an async iterable of chunks that is streamed) to ``destination``; returns
+        the bundle ID (text) once the node has stored the bundle durably. ``reports``: any of ``received``,
+        ``forwarded``, ``delivered``, ``deleted`` (sent to ``report_to``, default this node)."""
+        params: list[tuple[str, str]] = [("destination", destination), ("lifetime_ms", str(lifetime_ms)),
+                                         ("priority", str(priority))]
+        kinds = sorted(set(reports))
+        if kinds:
+            params.append(("report", ",".join(kinds)))
+        for key, value in (("report_to", report_to), ("hop_limit", hop_limit), ("file_name", file_name),
+                           ("source", source)):
+            if value is not None:
+                params.append((key, str(value)))
+        _, _, body = await self._request("POST", "/bundles", params=params, data=payload)
+        return str(json.loads(body)["id"])
+
+    async def send_file(
+        self,
+        destination: str,
+        path: str | os.PathLike[str],
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        file_name: str | None = None,
+        **options: Any,
+    ) -> str:
+        """Stream the file at ``path`` as the payload; the file's base name travels as ``file_name``.
+        ``progress(sent_bytes, total_bytes)`` is called as the body goes out. Other options as ``send``."""
+        file_path = Path(path)
+        total = file_path.stat().st_size
+        return await self.send(destination, file_chunks(file_path, total, progress),
+                               file_name=file_name or file_path.name, **options)
+
+    async def wait_report(self, bundle_id: str, kind: str, timeout_s: float = 30.0) -> dict[str, Any] | None:
+        """The first status report about ``bundle_id`` asserting ``kind`` (``received``, ``forwarded``,
+        ``delivered``, ``deleted``) as JSON (see ``dtn.api.models.report_to_json``), or None after ``timeout_s``
+        (at most 300 s per call)."""
+        params = {"id": bundle_id, "kind": kind, "timeout_s": f"{timeout_s:g}"}
+        status, _, body = await self._request("GET", "/reports", params=params, wait_s=timeout_s)
+        if status == 204:
+            return None
+        result: dict[str, Any] = json.loads(body)
+        return result
+
+    # --- receiving -----------------------------------------------------------------------------------------------
+
+    async def receive(self, endpoint: str, timeout_s: float = 30.0) -> Delivery | None:
+        """Long poll: the next bundle for ``endpoint`` (registered on first use), or None after ``timeout_s``
+        (at most 300 s per call)."""
+        params = {"endpoint": endpoint, "timeout_s": f"{timeout_s:g}"}
+        status, headers, body = await self._request("GET", "/deliveries", params=params, wait_s=timeout_s)
+        if status == 204:
+            return None
+        return Delivery(
+            bundle_id=headers[H_BUNDLE_ID],
+            endpoint=headers.get(H_ENDPOINT, endpoint),
+            source=headers.get(H_SOURCE, ""),
+            creation_ms=int(headers.get(H_CREATION_MS, "0")),
+            file_name=decode_file_name(headers.get(H_FILE_NAME)),
+            payload=body,
+        )
+
+    async def acknowledge(self, delivery: Delivery | str, endpoint: str | None = None) -> bool:
+        """Release a delivery (``Delivery``, or its bundle ID with ``endpoint``); durable when this returns.
+        False when the node had no such unacknowledged delivery."""
+        if isinstance(delivery, Delivery):
+            bundle_id, endpoint = delivery.bundle_id, endpoint or delivery.endpoint
+        else:
+            bundle_id = delivery
+        if endpoint is None:
+            raise ValueError("acknowledge(bundle_id) needs the endpoint")
+        try:
+            await self._request("POST", "/deliveries/ack", params={"endpoint": endpoint, "id": bundle_id}, wait_s=0)
+        except ApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def subscribe(self, endpoint: str, *, window: int = 1) -> Subscription:
+        """WebSocket push of the deliveries for ``endpoint``: ``async with client.subscribe(ep) as sub:
+        async for delivery in sub: ...; await sub.ack(delivery)``. At most ``window`` unacknowledged at once."""
+        return Subscription(self, endpoint, window)
+
+    def _ws_url(self) -> str:
+        return self._base + PREFIX + "/ws"
+
+
+class Subscription:
+    """An open WebSocket subscription (see ``DtnClient.subscribe``)."""
+
+    def __init__(self, client: DtnClient, endpoint: str, window: int) -> None:
+        self._client = client
+        self.endpoint = endpoint
+        self.window = window
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+
+    async def __aenter__(self) -> Subscription:
+        try:
+            self._ws = await self._client._http().ws_connect(
+                self._client._ws_url(), params={"endpoint": self.endpoint, "window": str(self.window)}
+            )
+        except (aiohttp.ClientConnectorError, FileNotFoundError, ConnectionRefusedError) as exc:
+            raise NodeNotRunning(self._client.address) from exc
+        except aiohttp.WSServerHandshakeError as exc:
+            raise ApiError(exc.status, f"WebSocket refused: {exc.message}") from exc
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+
+    def __aiter__(self) -> AsyncIterator[Delivery]:
+        return self._deliveries()
+
+    async def _next_text(self) -> dict[str, Any]:
+        assert self._ws is not None
+        msg = await self._ws.receive()
+        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
+            raise StopAsyncIteration
+        if msg.type == aiohttp.WSMsgType.ERROR:
+            raise ApiError(0, f"WebSocket error: {self._ws.exception()}")
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            raise ApiError(0, f"unexpected WebSocket frame {msg.type!r}")
+        doc: dict[str, Any] = json.loads(msg.data)
+        return doc
+
+    async def _deliveries(self) -> AsyncIterator[Delivery]:
+        assert self._ws is not None
+        while True:
+            try:
+                doc = await self._next_text()
+            except StopAsyncIteration:
+                return
+            if doc.get("type") == "ack":
+                continue
+            if doc.get("type") == "error":
+                raise ApiError(400, str(doc.get("error")))
+            data = await self._ws.receive()
+            if data.type != aiohttp.WSMsgType.BINARY:
+                return
+            yield Delivery(
+                bundle_id=str(doc["id"]),
+                endpoint=str(doc["endpoint"]),
+                source=str(doc["source"]),
+                creation_ms=int(doc["creation_ms"]),
+                file_name=doc.get("file_name"),
+                payload=bytes(data.data),
+            )
+
+    async def ack(self, delivery: Delivery | str) -> None:
+        """Acknowledge a delivery; the node answers asynchronously (the next delivery follows the ack)."""
+        assert self._ws is not None
+        bundle_id = delivery.bundle_id if isinstance(delivery, Delivery) else delivery
+        await self._ws.send_str(json.dumps({"type": "ack", "id": bundle_id}))
+
+
+async def file_chunks(path: Path, total: int, progress: Callable[[int, int], None] | None) -> AsyncIterator[bytes]:
+    """The file's bytes in 1 MiB chunks, reporting progress."""
+    sent = 0
+    with path.open("rb") as handle:
+        while True:
+            chunk = handle.read(CHUNK_BYTES)
+            if not chunk:
+                break
+            sent += len(chunk)
+            if progress is not None:
+                progress(sent, total)
+            yield chunk

@@ -1,0 +1,457 @@
+"""The application interface of a node: HTTP + WebSocket on aiohttp.
+
+Bound to ``127.0.0.1:4242`` by default, or to a Unix socket (``unix:PATH``). When the node's configuration has
+an API token (required off loopback), every request must carry ``Authorization: Bearer TOKEN``.
+
+Routes (all under ``/v1``; errors are ``{"error": "..."}`` with a 4xx/5xx status):
+
+    GET    /v1/status                      node status (JSON)
+    GET    /v1/neighbours                  configured and connected neighbours
+    GET    /v1/bundles?limit=N             bundles in the store
+    GET    /v1/routes                      routing table
+    GET    /v1/statistics                  counters
+    GET    /v1/endpoints                   registered endpoints
+    POST   /v1/endpoints?endpoint=EID[&passive=true]    register
+    DELETE /v1/endpoints?endpoint=EID      unregister
+    POST   /v1/bundles?destination=EID&... body = payload; 201 {"id": ...} once the bundle is stored durably
+    GET    /v1/deliveries?endpoint=EID&timeout_s=S     long poll: 200 payload + Dtn-* headers, 204 on timeout
+    POST   /v1/deliveries/ack?endpoint=EID&id=ID       acknowledge a delivery (durable when answered)
+    GET    /v1/reports?id=ID&kind=KIND&timeout_s=S     wait for a status report: 200 JSON, 204 on timeout
+    GET    /v1/ws?endpoint=EID[&window=N]              WebSocket push of deliveries (see ``_websocket``)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import os
+import socket
+import stat
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import WSMsgType, web
+
+from dtn.bundle.eid import parse_eid
+from dtn.bundle.ids import BundleId
+from dtn.errors import DtnError, InvalidEid, StoreError, StoreFull
+from dtn.node import Node
+
+from .models import (
+    H_BUNDLE_ID,
+    H_CREATION_MS,
+    H_ENDPOINT,
+    H_FILE_NAME,
+    H_SOURCE,
+    PREFIX,
+    PRIORITIES,
+    REPORT_KINDS,
+    encode_file_name,
+    report_to_json,
+    split_bind,
+)
+
+log = logging.getLogger("dtn.api")
+
+#: Longest long poll / report wait a request may ask for.
+MAX_WAIT_S = 300.0
+DEFAULT_WAIT_S = 30.0
+#: Largest WebSocket window (deliveries pushed and not yet acknowledged).
+MAX_WINDOW = 64
+READ_CHUNK_BYTES = 1 << 20
+
+NODE_KEY = web.AppKey("node", Node)
+TOKEN_KEY = web.AppKey("token", str)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+@web.middleware
+async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    token = request.app[TOKEN_KEY]
+    if token:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return _error(401, "missing or wrong bearer token (Authorization: Bearer TOKEN)")
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return _error(exc.status, str(exc))
+    except StoreFull as exc:
+        return _error(507, str(exc))
+    except StoreError as exc:
+        return _error(503, str(exc))
+    except (InvalidEid, ValueError) as exc:
+        return _error(400, str(exc))
+    except DtnError as exc:
+        return _error(500, str(exc))
+
+
+# --- query helpers -----------------------------------------------------------------------------------------------
+
+
+def _param(request: web.Request, name: str) -> str:
+    value = request.query.get(name)
+    if value is None or value == "":
+        raise ApiError(400, f"query parameter {name!r} is required")
+    return value
+
+
+def _int_param(request: web.Request, name: str, default: int | None, low: int, high: int) -> int | None:
+    text = request.query.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ApiError(400, f"{name}: expected an integer, got {text!r}") from None
+    if not low <= value <= high:
+        raise ApiError(400, f"{name}: {value} is outside {low}..{high}")
+    return value
+
+
+def _wait_param(request: web.Request) -> float:
+    text = request.query.get("timeout_s")
+    if text is None or text == "":
+        return DEFAULT_WAIT_S
+    try:
+        value = float(text)
+    except ValueError:
+        raise ApiError(400, f"timeout_s: expected seconds, got {text!r}") from None
+    if not 0 <= value <= MAX_WAIT_S:
+        raise ApiError(400, f"timeout_s: {value} is outside 0..{MAX_WAIT_S:g}")
+    return value
+
+
+def _bool_param(request: web.Request, name: str) -> bool:
+    text = request.query.get(name, "").lower()
+    if text in ("", "0", "false", "no"):
+        return False
+    if text in ("1", "true", "yes"):
+        return True
+    raise ApiError(400, f"{name}: expected true or false, got {text!r}")
+
+
+def _endpoint(request: web.Request) -> str:
+    return str(parse_eid(_param(request, "endpoint")))
+
+
+def _bundle_id(text: str) -> BundleId:
+    try:
+        return BundleId.parse(text)
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+
+
+def _reports(request: web.Request) -> frozenset[str]:
+    kinds: set[str] = set()
+    for value in request.query.getall("report", []):
+        kinds.update(k.strip().lower() for k in value.split(",") if k.strip())
+    unknown = kinds - set(REPORT_KINDS)
+    if unknown:
+        raise ApiError(400, f"report: unknown kind(s) {', '.join(sorted(unknown))}; choose from "
+                            f"{', '.join(REPORT_KINDS)}")
+    return frozenset(kinds)
+
+
+def _priority(request: web.Request) -> int:
+    text = request.query.get("priority", "1").lower()
+    if text in PRIORITIES:
+        return PRIORITIES[text]
+    if text in ("0", "1", "2"):
+        return int(text)
+    raise ApiError(400, f"priority: expected 0, 1, 2 or bulk, normal, expedited; got {text!r}")
+
+
+def max_payload_bytes(node: Node) -> int:
+    agent = node.agent
+    return agent.config.max_bundle_bytes if agent is not None else 64 * 1024 * 1024
+
+
+# --- handlers ----------------------------------------------------------------------------------------------------
+
+
+async def _status(request: web.Request) -> web.Response:
+    return web.json_response(request.app[NODE_KEY].status())
+
+
+async def _neighbours(request: web.Request) -> web.Response:
+    return web.json_response(request.app[NODE_KEY].neighbours())
+
+
+async def _bundles(request: web.Request) -> web.Response:
+    limit = _int_param(request, "limit", 100, 1, 100_000)
+    assert limit is not None
+    return web.json_response(request.app[NODE_KEY].bundles(limit))
+
+
+async def _routes(request: web.Request) -> web.Response:
+    return web.json_response(request.app[NODE_KEY].routes())
+
+
+async def _statistics(request: web.Request) -> web.Response:
+    return web.json_response(request.app[NODE_KEY].statistics())
+
+
+async def _endpoints(request: web.Request) -> web.Response:
+    return web.json_response(request.app[NODE_KEY].status().get("registrations", []))
+
+
+async def _register(request: web.Request) -> web.Response:
+    endpoint = _endpoint(request)
+    passive = _bool_param(request, "passive")
+    request.app[NODE_KEY].register(endpoint, passive=passive)
+    return web.json_response({"endpoint": endpoint, "passive": passive})
+
+
+async def _unregister(request: web.Request) -> web.Response:
+    endpoint = _endpoint(request)
+    return web.json_response({"endpoint": endpoint, "removed": request.app[NODE_KEY].unregister(endpoint)})
+
+
+async def _send(request: web.Request) -> web.Response:
+    node = request.app[NODE_KEY]
+    destination = str(parse_eid(_param(request, "destination")))
+    source = request.query.get("source") or None
+    report_to = request.query.get("report_to") or None
+    lifetime_ms = _int_param(request, "lifetime_ms", 86_400_000, 1, (1 << 63) - 1)
+    hop_limit = _int_param(request, "hop_limit", None, 1, 255)
+    priority = _priority(request)
+    reports = _reports(request)
+    file_name = request.query.get("file_name") or None
+    limit = max_payload_bytes(node)
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, f"payload of {request.content_length} bytes exceeds this node's limit of {limit}")
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(READ_CHUNK_BYTES):
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(413, f"payload exceeds this node's limit of {limit} bytes")
+    assert lifetime_ms is not None
+    try:
+        bundle_id = await asyncio.shield(
+            node.send(
+                destination,
+                bytes(body),
+                source=source,
+                lifetime_ms=lifetime_ms,
+                report_to=report_to,
+                reports=reports,
+                priority=priority,
+                hop_limit=hop_limit,
+                file_name=file_name,
+            )
+        )
+    except ValueError as exc:
+        if "exceeds" in str(exc):
+            raise ApiError(413, str(exc)) from None
+        raise
+    return web.json_response({"id": str(bundle_id), "destination": destination, "size_bytes": len(body)},
+                             status=201)
+
+
+async def _deliveries(request: web.Request) -> web.Response:
+    endpoint = _endpoint(request)
+    wait_s = _wait_param(request)
+    delivery = await request.app[NODE_KEY].next_delivery(endpoint, wait_s)
+    if delivery is None:
+        return web.Response(status=204)
+    headers = {
+        H_BUNDLE_ID: str(delivery.bundle_id),
+        H_ENDPOINT: delivery.endpoint,
+        H_SOURCE: delivery.source,
+        H_CREATION_MS: str(delivery.creation_ms),
+    }
+    if delivery.file_name is not None:
+        headers[H_FILE_NAME] = encode_file_name(delivery.file_name)
+    return web.Response(body=delivery.payload, headers=headers, content_type="application/octet-stream")
+
+
+async def _ack(request: web.Request) -> web.Response:
+    endpoint = _endpoint(request)
+    bundle_id = _bundle_id(_param(request, "id"))
+    done = await asyncio.shield(request.app[NODE_KEY].acknowledge(endpoint, bundle_id))
+    if not done:
+        raise ApiError(404, f"no unacknowledged delivery of {bundle_id} to {endpoint}")
+    return web.json_response({"id": str(bundle_id), "endpoint": endpoint, "acknowledged": True})
+
+
+async def _report(request: web.Request) -> web.Response:
+    bundle_id = _bundle_id(_param(request, "id"))
+    kind = _param(request, "kind").lower()
+    if kind not in REPORT_KINDS:
+        raise ApiError(400, f"kind: {kind!r} is not one of {', '.join(REPORT_KINDS)}")
+    report = await request.app[NODE_KEY].wait_report(bundle_id, kind, _wait_param(request))
+    if report is None:
+        return web.Response(status=204)
+    return web.json_response(report_to_json(report))
+
+
+async def _websocket(request: web.Request) -> web.WebSocketResponse:
+    """Deliveries pushed over a WebSocket.
+
+    For each delivery the server sends a text frame ``{"type": "delivery", "id", "endpoint", "source",
+    "creation_ms", "file_name", "size_bytes"}`` followed by one binary frame holding the payload. The client
+    acknowledges with ``{"type": "ack", "id": ID}``; the server answers ``{"type": "ack", "id", "ok"}``. At most
+    ``window`` deliveries (default 1) are outstanding; unacknowledged ones are offered again later (to this or
+    another reader) when the connection closes."""
+    node = request.app[NODE_KEY]
+    endpoint = _endpoint(request)
+    window = _int_param(request, "window", 1, 1, MAX_WINDOW)
+    assert window is not None
+    node.register(endpoint)
+    ws = web.WebSocketResponse(heartbeat=30.0)
+    await ws.prepare(request)
+    slots = asyncio.Semaphore(window)
+    outstanding: set[BundleId] = set()
+
+    async def push() -> None:
+        while True:
+            await slots.acquire()
+            while True:  # skip our own unacknowledged delivery when its lease ends and it is offered again
+                delivery = await node.next_delivery(endpoint, None)
+                if delivery is not None and delivery.bundle_id not in outstanding:
+                    break
+            outstanding.add(delivery.bundle_id)
+            await ws.send_str(
+                json.dumps(
+                    {
+                        "type": "delivery",
+                        "id": str(delivery.bundle_id),
+                        "endpoint": delivery.endpoint,
+                        "source": delivery.source,
+                        "creation_ms": delivery.creation_ms,
+                        "file_name": delivery.file_name,
+                        "size_bytes": len(delivery.payload),
+                    }
+                )
+            )
+            await ws.send_bytes(delivery.payload)
+
+    pusher = asyncio.create_task(push(), name=f"dtn-api-ws {endpoint}")
+    try:
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                continue
+            try:
+                doc = json.loads(msg.data)
+                if doc.get("type") != "ack":
+                    raise ValueError(f"unknown message type {doc.get('type')!r}")
+                bundle_id = BundleId.parse(str(doc["id"]))
+            except (ValueError, KeyError, AttributeError) as exc:
+                await ws.send_str(json.dumps({"type": "error", "error": f"bad message: {exc}"}))
+                continue
+            ok = await asyncio.shield(node.acknowledge(endpoint, bundle_id))
+            if bundle_id in outstanding:
+                outstanding.discard(bundle_id)
+                slots.release()
+            await ws.send_str(json.dumps({"type": "ack", "id": str(bundle_id), "ok": ok}))
+    finally:
+        pusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await pusher
+    return ws
+
+
+def build_app(node: Node, *, token: str = "") -> web.Application:
+    """The aiohttp application serving ``node``; ``token`` (if any) is required as a bearer token."""
+    app = web.Application(middlewares=[_guard])
+    app[NODE_KEY] = node
+    app[TOKEN_KEY] = token
+    r = app.router
+    r.add_get(f"{PREFIX}/status", _status)
+    r.add_get(f"{PREFIX}/neighbours", _neighbours)
+    r.add_get(f"{PREFIX}/bundles", _bundles)
+    r.add_post(f"{PREFIX}/bundles", _send)
+    r.add_get(f"{PREFIX}/routes", _routes)
+    r.add_get(f"{PREFIX}/statistics", _statistics)
+    r.add_get(f"{PREFIX}/endpoints", _endpoints)
+    r.add_post(f"{PREFIX}/endpoints", _register)
+    r.add_delete(f"{PREFIX}/endpoints", _unregister)
+    r.add_get(f"{PREFIX}/deliveries", _deliveries)
+    r.add_post(f"{PREFIX}/deliveries/ack", _ack)
+    r.add_get(f"{PREFIX}/reports", _report)
+    r.add_get(f"{PREFIX}/ws", _websocket)
+    return app
+
+
+class ApiServer:
+    """Serves a node's API on ``bind`` (``HOST:PORT``, port 0 picks a free one, or ``unix:PATH``)."""
+
+    def __init__(self, node: Node, bind: str, *, token: str = "") -> None:
+        self.node = node
+        self.bind = bind
+        self.token = token
+        self.address = bind
+        self._runner: web.AppRunner | None = None
+        self._unix_path: Path | None = None
+
+    async def start(self) -> str:
+        """Start listening; returns the address bound (the port filled in)."""
+        runner = web.AppRunner(build_app(self.node, token=self.token), handler_cancellation=True,
+                               access_log=None)
+        await runner.setup()
+        self._runner = runner
+        try:
+            if self.bind.startswith("unix:"):
+                path = Path(self.bind[5:])
+                _remove_stale_socket(path)
+                site: web.BaseSite = web.UnixSite(runner, str(path))
+                await site.start()
+                os.chmod(path, 0o660)
+                self._unix_path = path
+                self.address = self.bind
+            else:
+                host, port = split_bind(self.bind)
+                site = web.TCPSite(runner, host, port)
+                await site.start()
+                bound = runner.addresses[0]
+                shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+                self.address = f"{shown}:{bound[1]}"
+        except BaseException:
+            await runner.cleanup()
+            self._runner = None
+            raise
+        log.info("API listening on %s", self.address)
+        return self.address
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._unix_path is not None:
+            with contextlib.suppress(OSError):
+                self._unix_path.unlink()
+            self._unix_path = None
+
+
+def _remove_stale_socket(path: Path) -> None:
+    """A socket file left by a node that died is removed; one that a live process answers on is left alone."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise OSError(f"{path} exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        path.unlink()
+    else:
+        raise OSError(f"{path}: another process is serving on this socket")
+    finally:
+        probe.close()
