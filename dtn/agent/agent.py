@@ -30,6 +30,7 @@ from dtn.bundle.bundle import Bundle
 from dtn.bundle.codec import DEFAULT_MAX_BYTES, decode_bundle, encode_bundle
 from dtn.bundle.crc import CrcType
 from dtn.bundle.eid import NULL_EID, DtnEid, Eid, IpnEid, parse_eid
+from dtn.bundle.file_name import file_name_block
 from dtn.bundle.flags import BlockFlag, BundleFlag
 from dtn.bundle.fragment import FragmentationError, ReassemblyError, fragment, reassemble
 from dtn.bundle.ids import BundleId
@@ -216,6 +217,7 @@ class BundleAgent:
         flags: BundleFlag | int = 0,
         hop_limit: int | None = None,
         priority: int = 1,
+        file_name: str | None = None,
     ) -> BundleId:
         """Create a bundle from an application's payload, store it and dispatch it. Raises ``StoreFull``,
         ``InvalidEid`` or ``ValueError`` (too large, bad flags) without storing anything."""
@@ -241,6 +243,7 @@ class BundleAgent:
             hop_limit=hop_limit,
             priority=priority,
             now=now,
+            file_name=file_name,
         )
 
     def _originate(
@@ -256,6 +259,7 @@ class BundleAgent:
         hop_limit: int | None = None,
         priority: int = 1,
         now: float | None = None,
+        file_name: str | None = None,
     ) -> BundleId:
         if lifetime_ms <= 0:
             raise ValueError(f"lifetime must be positive, got {lifetime_ms} ms")
@@ -267,6 +271,8 @@ class BundleAgent:
             bundle = Bundle(primary, (payload_block(payload),))
             if hop_limit is not None:
                 bundle = bundle.with_hop_count(hop_limit, 0)
+            if file_name is not None:
+                bundle = bundle.with_extension_block(file_name_block(file_name, bundle.next_block_number()))
             if not self.store.is_known(bundle.id):
                 break
         raw = encode_bundle(bundle)

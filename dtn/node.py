@@ -1,0 +1,533 @@
+"""The node runtime: wires a clock, a bundle store, a router, the agent, convergence layers and applications.
+
+One asyncio task commits the store and drains the agent's actions; one task sleeps until the agent's next
+deadline. The durability rule holds by construction: every agent call that takes responsibility for a bundle
+(reception from a CL, submission by an application, acknowledgement of a delivery) marks the node dirty and
+waits for the next group commit before it answers; actions (transmissions, deliveries) are carried out only
+after the commit that holds their bundles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from dtn import __version__
+from dtn.agent.actions import BundleDeleted, Deliver, ReportReceived, Transmit
+from dtn.agent.agent import AgentConfig, BundleAgent
+from dtn.agent.registrations import DeliveryMode
+from dtn.bundle.admin import StatusReport
+from dtn.bundle.codec import decode_bundle
+from dtn.bundle.eid import parse_eid
+from dtn.bundle.file_name import FILE_NAME_BLOCK_TYPE, read_file_name
+from dtn.bundle.flags import BundleFlag
+from dtn.bundle.ids import BundleId
+from dtn.clock import Clock, ScaledClock, SystemClock, datetime_to_dtn_ms, parse_utc
+from dtn.config import NodeConfig
+from dtn.convergence.base import ConvergenceLayer, Link, LinkLimits, RefuseReason
+from dtn.errors import DecodeError, DtnError
+from dtn.routing.static import StaticRouter, rule
+from dtn.storage.base import ANY_CONSTRAINT, BundleStore, Constraint
+from dtn.storage.sql import open_store
+
+log = logging.getLogger("dtn.node")
+
+REPORT_FLAGS = {
+    "received": BundleFlag.REPORT_RECEPTION,
+    "forwarded": BundleFlag.REPORT_FORWARDING,
+    "delivered": BundleFlag.REPORT_DELIVERY,
+    "deleted": BundleFlag.REPORT_DELETION,
+}
+#: Transmissions in flight on one link at once (TCPCL carries several transfers; the rest wait).
+LINK_WINDOW = 32
+#: Status reports remembered for ``wait_report`` (oldest forgotten first).
+MAX_REMEMBERED_REPORTS = 10_000
+#: A delivery handed to an application and not acknowledged is offered again after this long.
+DELIVERY_LEASE_S = 30.0
+RECONNECT_MIN_S = 0.2
+RECONNECT_MAX_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    bundle_id: BundleId
+    endpoint: str
+    source: str
+    creation_ms: int
+    payload: bytes
+    file_name: str | None
+
+
+class _Endpoint:
+    """Bundles waiting for one application endpoint, in arrival order; each is offered until acknowledged."""
+
+    def __init__(self) -> None:
+        self.pending: OrderedDict[BundleId, float] = OrderedDict()  # id -> lease end (0: not leased)
+        self.changed = asyncio.Event()
+
+
+async def wait_event(event: asyncio.Event, timeout_s: float | None) -> bool:
+    """Wait for ``event`` at most ``timeout_s``; True if it was set. (Not ``asyncio.wait_for``, which in Python
+    3.11 can swallow a cancellation that arrives as the event is set.)"""
+    try:
+        async with asyncio.timeout(timeout_s):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
+def make_clock(config: NodeConfig) -> Clock:
+    if config.clock_rate == 1.0 and config.epoch is None:
+        return SystemClock()
+    epoch_ms = datetime_to_dtn_ms(parse_utc(config.epoch)) if config.epoch else SystemClock().dtn_ms()
+    return ScaledClock(config.clock_rate, epoch_ms)
+
+
+class Node:
+    """One DTN node. ``await start()``, use it (the application methods below), ``await stop()``."""
+
+    def __init__(self, config: NodeConfig, *, clock: Clock | None = None, store: BundleStore | None = None) -> None:
+        self.config = config
+        self.node_id = config.node_id
+        self.clock = clock or make_clock(config)
+        self._given_store = store
+        self.store: BundleStore | None = store
+        self.router = StaticRouter([rule(r.destination, r.via) for r in config.routes])
+        self.agent: BundleAgent | None = None
+        self.cls: dict[str, ConvergenceLayer] = {}
+        self.listening: list[str] = []
+        self._links: dict[str, Link] = {}  # neighbour node ID -> the link we send on
+        self._windows: dict[str, asyncio.Semaphore] = {}
+        self._endpoints: dict[str, _Endpoint] = {}
+        self._reports: OrderedDict[BundleId, list[StatusReport]] = OrderedDict()
+        self._reports_changed = asyncio.Event()
+        self._dirty = asyncio.Event()
+        self._commit_waiters: list[asyncio.Future[None]] = []
+        self._timer_wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._send_tasks: set[asyncio.Task[None]] = set()
+        self._started_at = 0.0
+        self._stopping = False
+        self.commits = 0
+
+    # --- life cycle ----------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        config = self.config
+        if self.store is None:
+            config.data_dir.mkdir(parents=True, exist_ok=True)
+            self.store = open_store(
+                config.store_url,
+                durability="power-loss" if config.store.durability == "power" else "process-crash",
+                quota_bytes=config.store.quota_bytes,
+                dtn_ms=self.clock.dtn_ms(),
+            )
+        self.agent = BundleAgent(AgentConfig(parse_eid(self.node_id)), self.store, self.router)
+        self._started_at = self.clock.now()
+        resumed = self.agent.resume(self.clock.now(), self.clock.dtn_ms())
+        if resumed:
+            log.info("resumed %d stored bundle(s)", resumed)
+        self._tasks.append(asyncio.create_task(self._commit_loop(), name="dtn-commit"))
+        self._tasks.append(asyncio.create_task(self._timer_loop(), name="dtn-timer"))
+        for url in config.listen:
+            cl = self._cl_for(url)
+            self.listening.append(await cl.listen(url))
+        for neighbour in config.neighbours:
+            self._tasks.append(
+                asyncio.create_task(
+                    self._keep_connected(neighbour.node_id, neighbour.url, neighbour.rate_bytes_per_s),
+                    name=f"dtn-neighbour {neighbour.node_id}",
+                )
+            )
+        self._mark_dirty()
+        log.info("node %s started (dtn %s)", self.node_id, __version__)
+
+    async def stop(self) -> None:
+        """Commit, end every session cleanly, close the store."""
+        if self._stopping:
+            return
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        for task in list(self._send_tasks):
+            task.cancel()
+        for task in [*self._tasks, *self._send_tasks]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for cl in self.cls.values():
+            try:
+                async with asyncio.timeout(15):
+                    await cl.close()
+            except (TimeoutError, OSError, DtnError) as exc:
+                log.warning("closing the %s convergence layer: %s", cl.scheme, exc)
+        if self.store is not None:
+            self.store.commit()
+            if self._given_store is None:
+                self.store.close()
+        for waiter in self._commit_waiters:
+            if not waiter.done():
+                waiter.set_exception(DtnError("node stopped"))
+        log.info("node %s stopped", self.node_id)
+
+    def _cl_for(self, url: str) -> ConvergenceLayer:
+        scheme = url.split("://", 1)[0]
+        cl = self.cls.get(scheme)
+        if cl is not None:
+            return cl
+        if scheme == "tcpcl":
+            from dtn.convergence.tcpcl.aio import TcpclConvergenceLayer
+
+            cl = TcpclConvergenceLayer(self.node_id, self)
+        elif scheme == "udp":
+            from dtn.convergence.udpcl.aio import UdpConvergenceLayer
+
+            cl = UdpConvergenceLayer(self)
+        else:
+            raise DtnError(f"no convergence layer for {url!r} in a standalone node (tcpcl:// or udp://)")
+        self.cls[scheme] = cl
+        return cl
+
+    def add_convergence_layer(self, cl: ConvergenceLayer) -> None:
+        """Use ``cl`` for its scheme (e.g. an in-memory CL for tests and the simulator); before ``start``."""
+        self.cls[cl.scheme] = cl
+
+    async def _keep_connected(self, node_id: str, url: str, rate_bytes_per_s: float) -> None:
+        """Open the link to a configured neighbour and reopen it, with backoff, whenever it drops."""
+        delay = RECONNECT_MIN_S
+        cl = self._cl_for(url)
+        while not self._stopping:
+            link = self._links.get(node_id)
+            if link is not None and link.is_up:
+                await asyncio.sleep(min(delay, 1.0))
+                continue
+            try:
+                if url.startswith("udp://"):
+                    limits = LinkLimits(None, rate_bytes_per_s or None)
+                    link = await cl.connect(url, peer_node_id=node_id, limits=limits)  # type: ignore[call-arg]
+                else:
+                    link = await cl.connect(url, peer_node_id=node_id)
+            except (TimeoutError, OSError, DtnError) as exc:
+                log.debug("neighbour %s at %s: %s; retrying in %.1f s", node_id, url, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX_S)
+                continue
+            delay = RECONNECT_MIN_S
+            self._register_link(node_id, link)
+            while link.is_up and not self._stopping:
+                await asyncio.sleep(0.5)
+
+    # --- the BundleSink side (called by the CLs) ---------------------------------------------------------------
+
+    async def bundle_received(self, link: Link, data: bytes) -> RefuseReason | None:
+        agent = self._agent()
+        result = agent.receive(data, self.clock.now(), self.clock.dtn_ms(), from_node=link.peer_node_id)
+        if not result.accepted:
+            if result.refuse is not RefuseReason.COMPLETED:
+                log.warning("refused a bundle from %s: %s", link.peer_node_id or link.link_id, result.detail)
+            return result.refuse
+        await self._committed()
+        return None
+
+    def link_up(self, link: Link) -> None:
+        peer = link.peer_node_id
+        if peer is None:
+            return  # a receive-only link (e.g. datagrams from an unknown sender)
+        try:
+            peer = str(parse_eid(peer))
+        except DtnError:
+            log.warning("link %s: peer announced an invalid node ID %r", link.link_id, peer)
+            return
+        self._register_link(peer, link)
+
+    def _register_link(self, peer: str, link: Link) -> None:
+        if self._links.get(peer) is link:
+            return
+        self._links[peer] = link
+        self._windows.setdefault(peer, asyncio.Semaphore(LINK_WINDOW))
+        self._agent().link_up(peer, self.clock.now(), self.clock.dtn_ms(), link.limits)
+        log.info("link up: %s (%s)", peer, link.link_id)
+        self._mark_dirty()
+
+    def link_down(self, link: Link, reason: str) -> None:
+        for peer, known in list(self._links.items()):
+            if known is link:
+                del self._links[peer]
+                if self.agent is not None:
+                    self.agent.link_down(peer, self.clock.now(), self.clock.dtn_ms())
+                log.info("link down: %s (%s)", peer, reason)
+                self._mark_dirty()
+
+    # --- group commit and actions ------------------------------------------------------------------------------
+
+    def _agent(self) -> BundleAgent:
+        if self.agent is None:
+            raise DtnError("the node is not started")
+        return self.agent
+
+    def _mark_dirty(self) -> None:
+        self._dirty.set()
+        self._timer_wake.set()
+
+    async def _committed(self) -> None:
+        """Return once a commit covering everything done so far has returned."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._commit_waiters.append(future)
+        self._mark_dirty()
+        await future
+
+    async def _commit_loop(self) -> None:
+        store = self.store
+        assert store is not None
+        while True:
+            await self._dirty.wait()
+            await asyncio.sleep(0)  # let the work that is ready join this commit
+            self._dirty.clear()
+            waiters, self._commit_waiters = self._commit_waiters, []
+            try:
+                store.commit()
+            except DtnError as exc:
+                log.error("store commit failed: %s", exc)
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_exception(exc)
+                continue
+            self.commits += 1
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            self._carry_out_actions()
+
+    def _carry_out_actions(self) -> None:
+        agent = self._agent()
+        while (action := agent.next_action()) is not None:
+            if isinstance(action, Transmit):
+                task = asyncio.create_task(self._transmit(action), name=f"dtn-send {action.bundle_id}")
+                self._send_tasks.add(task)
+                task.add_done_callback(self._send_tasks.discard)
+            elif isinstance(action, Deliver):
+                endpoint = self._endpoints.setdefault(action.endpoint, _Endpoint())
+                endpoint.pending.setdefault(action.bundle_id, 0.0)
+                endpoint.changed.set()
+            elif isinstance(action, ReportReceived):
+                self._remember_report(action.report)
+            elif isinstance(action, BundleDeleted):
+                log.info("deleted %s: %s %s", action.bundle_id, action.reason.name.lower(), action.detail)
+
+    async def _transmit(self, action: Transmit) -> None:
+        agent = self._agent()
+        link = self._links.get(action.neighbour)
+        ok, detail = False, "no link"
+        if link is not None:
+            async with self._windows.setdefault(action.neighbour, asyncio.Semaphore(LINK_WINDOW)):
+                try:
+                    result = await link.send(action.data)
+                except (OSError, DtnError) as exc:
+                    ok, detail = False, str(exc)
+                else:
+                    ok = result.ok or result.reason is RefuseReason.COMPLETED
+                    detail = result.detail or (result.reason.name if result.reason is not None else "")
+        if not ok:
+            log.info("transmission of %s to %s failed: %s", action.bundle_id, action.neighbour, detail)
+        agent.transfer_done(action.transmission_id, ok, self.clock.now(), self.clock.dtn_ms(), detail=detail)
+        self._mark_dirty()
+
+    async def _timer_loop(self) -> None:
+        agent = self._agent()
+        while True:
+            self._timer_wake.clear()
+            deadline = agent.next_deadline()
+            timeout = None
+            if deadline is not None:
+                rate = getattr(self.clock, "rate", 1.0)
+                timeout = max(0.0, (deadline - self.clock.now()) / rate)
+            await wait_event(self._timer_wake, timeout)
+            if deadline is not None and self.clock.now() >= deadline:
+                agent.handle_timer(self.clock.now(), self.clock.dtn_ms())
+                self._dirty.set()
+
+    def _remember_report(self, report: StatusReport) -> None:
+        subject = report.subject_id()
+        self._reports.setdefault(subject, []).append(report)
+        self._reports.move_to_end(subject)
+        while len(self._reports) > MAX_REMEMBERED_REPORTS:
+            self._reports.popitem(last=False)
+        self._reports_changed.set()
+
+    # --- the application side ----------------------------------------------------------------------------------
+
+    async def send(
+        self,
+        destination: str,
+        payload: bytes,
+        *,
+        source: str | None = None,
+        lifetime_ms: int = 86_400_000,
+        report_to: str | None = None,
+        reports: frozenset[str] = frozenset(),
+        priority: int = 1,
+        hop_limit: int | None = None,
+        file_name: str | None = None,
+    ) -> BundleId:
+        """Create a bundle; returns its id once it is durably stored."""
+        unknown = set(reports) - set(REPORT_FLAGS)
+        if unknown:
+            raise ValueError(f"unknown report kind(s) {sorted(unknown)}; choose from {sorted(REPORT_FLAGS)}")
+        flags = BundleFlag(0)
+        for kind in reports:
+            flags |= REPORT_FLAGS[kind]
+        bundle_id = self._agent().submit(
+            destination,
+            payload,
+            self.clock.now(),
+            self.clock.dtn_ms(),
+            source=source,
+            report_to=report_to,
+            lifetime_ms=lifetime_ms,
+            flags=flags,
+            hop_limit=hop_limit,
+            priority=priority,
+            file_name=file_name,
+        )
+        await self._committed()
+        return bundle_id
+
+    def register(self, endpoint: str, *, passive: bool = False) -> None:
+        eid = str(parse_eid(endpoint))
+        self._endpoints.setdefault(eid, _Endpoint())
+        mode = DeliveryMode.PASSIVE if passive else DeliveryMode.ACTIVE
+        self._agent().register(eid, mode, self.clock.now(), self.clock.dtn_ms())
+        self._mark_dirty()
+
+    def unregister(self, endpoint: str) -> bool:
+        eid = str(parse_eid(endpoint))
+        self._endpoints.pop(eid, None)
+        return self._agent().unregister(eid)
+
+    async def next_delivery(self, endpoint: str, timeout_s: float | None) -> Delivery | None:
+        """The oldest bundle for ``endpoint`` not currently leased to another reader; None on timeout."""
+        eid = str(parse_eid(endpoint))
+        if eid not in self._agent().registrations:
+            self.register(eid)
+        queue = self._endpoints.setdefault(eid, _Endpoint())
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout_s is None else loop.time() + timeout_s
+        while True:
+            now = time.monotonic()
+            for bundle_id, lease_end in queue.pending.items():
+                if lease_end <= now:
+                    delivery = self._delivery(eid, bundle_id)
+                    if delivery is None:
+                        del queue.pending[bundle_id]
+                        break
+                    queue.pending[bundle_id] = now + DELIVERY_LEASE_S
+                    return delivery
+            else:
+                queue.changed.clear()
+                remaining = None if deadline is None else deadline - loop.time()
+                if remaining is not None and remaining <= 0:
+                    return None
+                wait = DELIVERY_LEASE_S if remaining is None else min(remaining, DELIVERY_LEASE_S)
+                await wait_event(queue.changed, wait)
+
+    def _delivery(self, endpoint: str, bundle_id: BundleId) -> Delivery | None:
+        assert self.store is not None
+        try:
+            bundle = decode_bundle(self.store.raw(bundle_id), max_bytes=1 << 40)
+        except (KeyError, DecodeError):
+            return None
+        name_block = bundle.block(FILE_NAME_BLOCK_TYPE)
+        file_name = None
+        if name_block is not None:
+            with contextlib.suppress(DecodeError):
+                file_name = read_file_name(name_block.data)
+        p = bundle.primary
+        return Delivery(bundle_id, endpoint, str(p.source), p.creation_ms, bytes(bundle.payload), file_name)
+
+    async def acknowledge(self, endpoint: str, bundle_id: BundleId) -> bool:
+        """The application has the bundle: release it (durable when this returns)."""
+        eid = str(parse_eid(endpoint))
+        queue = self._endpoints.get(eid)
+        if queue is not None:
+            queue.pending.pop(bundle_id, None)
+        done = self._agent().delivery_acknowledged(eid, bundle_id, self.clock.now(), self.clock.dtn_ms())
+        await self._committed()
+        return done
+
+    async def wait_report(self, bundle_id: BundleId, kind: str, timeout_s: float | None) -> StatusReport | None:
+        """The first status report about ``bundle_id`` asserting ``kind``; None on timeout."""
+        if kind not in REPORT_FLAGS:
+            raise ValueError(f"unknown report kind {kind!r}; choose from {sorted(REPORT_FLAGS)}")
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout_s is None else loop.time() + timeout_s
+        while True:
+            for report in self._reports.get(bundle_id, []):
+                if getattr(report, kind).asserted:
+                    return report
+            self._reports_changed.clear()
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return None
+            await wait_event(self._reports_changed, remaining)
+
+    def reports_about(self, bundle_id: BundleId) -> list[StatusReport]:
+        return list(self._reports.get(bundle_id, []))
+
+    # --- what the node can tell -----------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        store = self.store
+        return {
+            "node_id": self.node_id,
+            "version": __version__,
+            "uptime_s": round(self.clock.now() - self._started_at, 3),
+            "dtn_time_ms": self.clock.dtn_ms(),
+            "listening": list(self.listening),
+            "links_up": sorted(self._links),
+            "registrations": sorted(r.endpoint for r in self._agent().registrations),
+            "bundles_stored": len(store) if store is not None else 0,
+            "bytes_stored": store.bytes_used if store is not None else 0,
+            "store_quota_bytes": store.quota_bytes if store is not None else None,
+        }
+
+    def neighbours(self) -> list[dict[str, Any]]:
+        rows: dict[str, dict[str, Any]] = {}
+        for n in self.config.neighbours:
+            rows[n.node_id] = {"node_id": n.node_id, "url": n.url, "configured": True, "up": False}
+        for peer, link in self._links.items():
+            row = rows.setdefault(peer, {"node_id": peer, "url": None, "configured": False})
+            row.update(up=link.is_up, link_id=link.link_id, max_bundle_bytes=link.limits.max_bundle_bytes)
+        return sorted(rows.values(), key=lambda r: r["node_id"])
+
+    def bundles(self, limit: int = 100) -> list[dict[str, Any]]:
+        assert self.store is not None
+        return [
+            {
+                "id": str(meta.id),
+                "destination": meta.destination,
+                "size_bytes": meta.size_bytes,
+                "expiry_dtn_ms": meta.expiry_dtn_ms,
+                "priority": meta.priority,
+                "next_hop": meta.next_hop,
+                "constraints": [c.name.lower() for c in Constraint if c and c in meta.constraints and c.name],
+            }
+            for meta in self.store.with_constraint(ANY_CONSTRAINT, limit)
+        ]
+
+    def routes(self) -> list[dict[str, Any]]:
+        return [{"destination": r.pattern, "via": str(r.via), "kind": "static"} for r in self.router.rules]
+
+    def statistics(self) -> dict[str, Any]:
+        stats = self._agent().stats
+        out: dict[str, Any] = {k: v for k, v in vars(stats).items()}
+        out["commits"] = self.commits
+        for scheme, cl in self.cls.items():
+            cl_stats = getattr(cl, "stats", None)
+            if cl_stats is not None:
+                out[f"{scheme}_cl"] = {k: v for k, v in vars(cl_stats).items() if isinstance(v, int | float)}
+        return out
