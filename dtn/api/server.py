@@ -98,6 +98,11 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(400, str(exc))
     except DtnError as exc:
         return _error(500, str(exc))
+    except web.HTTPException:
+        raise
+    except Exception as exc:  # a bug: answer in JSON, keep serving, log the traceback
+        log.exception("API %s %s failed", request.method, request.path)
+        return _error(500, f"internal error: {type(exc).__name__}: {exc}")
 
 
 # --- query helpers -----------------------------------------------------------------------------------------------
@@ -203,7 +208,28 @@ async def _routes(request: web.Request) -> web.Response:
 
 
 async def _statistics(request: web.Request) -> web.Response:
-    return web.json_response(request.app[NODE_KEY].statistics())
+    node = request.app[NODE_KEY]
+    try:
+        stats = node.statistics()
+    except TypeError:
+        # Node.statistics() reads CL counters with vars(), which fails for slotted stats (the UDP CL's): fall back
+        # to the agent's counters and the CLs' slotted fields until the node does this itself.
+        stats = _statistics_fallback(node)
+    return web.json_response(stats)
+
+
+def _statistics_fallback(node: Node) -> dict[str, object]:
+    agent = node.agent
+    out: dict[str, object] = dict(vars(agent.stats)) if agent is not None else {}
+    out["commits"] = node.commits
+    for scheme, cl in node.cls.items():
+        cl_stats = getattr(cl, "stats", None)
+        if cl_stats is None:
+            continue
+        names = getattr(cl_stats, "__slots__", None) or list(getattr(cl_stats, "__dict__", {}))
+        out[f"{scheme}_cl"] = {n: getattr(cl_stats, n) for n in names
+                               if isinstance(getattr(cl_stats, n, None), int | float)}
+    return out
 
 
 async def _endpoints(request: web.Request) -> web.Response:
