@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -209,3 +210,18 @@ async def test_raw_http_shapes(api: Served) -> None:
             assert response.status == 204
         async with http.get(f"{base}/nowhere") as response:
             assert response.status == 404
+
+
+async def test_a_payload_over_the_node_limit_is_refused(api: Served) -> None:
+    limit = api.node.agent.config.max_bundle_bytes if api.node.agent is not None else 0
+    chunk = b"\0" * (1 << 20)
+
+    async def too_much() -> AsyncIterator[bytes]:
+        for _ in range(limit // len(chunk) + 2):
+            yield chunk
+
+    with pytest.raises(ApiError) as refused:
+        await api.client.send("ipn:1.1", too_much())
+    assert refused.value.status == 413 and "limit" in str(refused.value)
+    assert await api.client.bundles() == []
+    assert (await api.client.status())["node_id"] == "ipn:1.0"  # still serving

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -185,3 +186,15 @@ def test_unix_socket_api(tmp_path: Path) -> None:
     finally:
         assert proc.terminate() == 0
     assert not sock.exists()
+
+
+def test_sigint_stops_cleanly_and_a_busy_port_is_one_line(tmp_path: Path) -> None:
+    proc = dtnd(tmp_path, "n7", "ipn:7").start()
+    busy = run_cli("dtnd", "--node", "ipn:8", "--data-dir", str(tmp_path / "n8"), "--api", proc.api)
+    assert busy.returncode == 1
+    assert "cannot serve the API" in busy.stderr.decode() and "Traceback" not in busy.stderr.decode()
+    assert proc.proc is not None
+    proc.proc.send_signal(signal.SIGINT)
+    assert proc.proc.wait(30) == 0
+    proc.kill()  # joins the stderr reader
+    assert "node ipn:7.0 stopped" in proc.log() and "Traceback" not in proc.log()
