@@ -392,25 +392,31 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
+#: Every route the API serves: (method, path, handler). ``dtn/api/openapi.yaml`` documents each one.
+ROUTES: tuple[tuple[str, str, Handler], ...] = (
+    ("GET", f"{PREFIX}/status", _status),
+    ("GET", f"{PREFIX}/neighbours", _neighbours),
+    ("GET", f"{PREFIX}/bundles", _bundles),
+    ("POST", f"{PREFIX}/bundles", _send),
+    ("GET", f"{PREFIX}/routes", _routes),
+    ("GET", f"{PREFIX}/statistics", _statistics),
+    ("GET", f"{PREFIX}/endpoints", _endpoints),
+    ("POST", f"{PREFIX}/endpoints", _register),
+    ("DELETE", f"{PREFIX}/endpoints", _unregister),
+    ("GET", f"{PREFIX}/deliveries", _deliveries),
+    ("POST", f"{PREFIX}/deliveries/ack", _ack),
+    ("GET", f"{PREFIX}/reports", _report),
+    ("GET", f"{PREFIX}/ws", _websocket),
+)
+
+
 def build_app(node: Node, *, token: str = "") -> web.Application:
     """The aiohttp application serving ``node``; ``token`` (if any) is required as a bearer token."""
     app = web.Application(middlewares=[_guard])
     app[NODE_KEY] = node
     app[TOKEN_KEY] = token
-    r = app.router
-    r.add_get(f"{PREFIX}/status", _status)
-    r.add_get(f"{PREFIX}/neighbours", _neighbours)
-    r.add_get(f"{PREFIX}/bundles", _bundles)
-    r.add_post(f"{PREFIX}/bundles", _send)
-    r.add_get(f"{PREFIX}/routes", _routes)
-    r.add_get(f"{PREFIX}/statistics", _statistics)
-    r.add_get(f"{PREFIX}/endpoints", _endpoints)
-    r.add_post(f"{PREFIX}/endpoints", _register)
-    r.add_delete(f"{PREFIX}/endpoints", _unregister)
-    r.add_get(f"{PREFIX}/deliveries", _deliveries)
-    r.add_post(f"{PREFIX}/deliveries/ack", _ack)
-    r.add_get(f"{PREFIX}/reports", _report)
-    r.add_get(f"{PREFIX}/ws", _websocket)
+    for method, path, handler in ROUTES:
+        app.router.add_route(method, path, handler)
     return app
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import aiohttp
 import pytest
 
 from dtn.api.client import ApiError, DtnClient, NodeNotRunning
+from dtn.api.server import ROUTES
 
 from .conftest import Served, free_port, serve, shut
 
@@ -225,3 +227,13 @@ async def test_a_payload_over_the_node_limit_is_refused(api: Served) -> None:
     assert refused.value.status == 413 and "limit" in str(refused.value)
     assert await api.client.bundles() == []
     assert (await api.client.status())["node_id"] == "ipn:1.0"  # still serving
+
+
+
+def test_openapi_file_documents_every_route() -> None:
+    text = (Path(__file__).resolve().parents[2] / "dtn" / "api" / "openapi.yaml").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^  (/v1/\S+):$", text, flags=re.MULTILINE))
+    assert {path for _, path, _ in ROUTES} == documented
+    for method, path, _ in ROUTES:
+        section = text.split(f"\n  {path}:\n", 1)[1].split("\n  /v1/", 1)[0]
+        assert f"\n    {method.lower()}:" in "\n" + section, (method, path)
