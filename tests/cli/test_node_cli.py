@@ -3,8 +3,10 @@ dtnd on 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pty
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -90,8 +92,12 @@ def test_every_client_says_when_dtnd_is_not_running(args: tuple[str, ...]) -> No
     result = run_cli(args[0], *args[1:], env={"DTN_API": address})
     assert result.returncode == 3
     assert result.stderr.decode().strip().splitlines() == [f"{args[0]}: dtnd is not running at {address}"]
-    unix = run_cli(args[0], *args[1:], "--api", "unix:/nonexistent/dtn.sock")
-    assert unix.returncode == 3 and "dtnd is not running at unix:/nonexistent/dtn.sock" in unix.stderr.decode()
+
+
+def test_not_running_on_a_unix_socket() -> None:
+    unix = run_cli("dtn", "status", "--api", "unix:/nonexistent/dtn.sock")
+    assert unix.returncode == 3
+    assert unix.stderr.decode() == "dtn: dtnd is not running at unix:/nonexistent/dtn.sock\n"
 
 
 def test_send_and_receive_a_file(node: Dtnd, tmp_path: Path) -> None:
@@ -198,3 +204,39 @@ def test_sigint_stops_cleanly_and_a_busy_port_is_one_line(tmp_path: Path) -> Non
     assert proc.proc.wait(30) == 0
     proc.kill()  # joins the stderr reader
     assert "node ipn:7.0 stopped" in proc.log() and "Traceback" not in proc.log()
+
+
+def test_progress_bar_on_a_terminal(node: Dtnd, tmp_path: Path) -> None:
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(3 << 20))
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.Popen([*command("dtnsend"), "--api", node.api, "--to", "ipn:1.4", str(big)],
+                                stdout=subprocess.PIPE, stderr=terminal)
+        stdout, _ = proc.communicate(timeout=60)
+        os.close(terminal)
+        terminal = -1
+        shown = b""
+        with contextlib.suppress(OSError):  # EIO once the writer side is closed and drained
+            while chunk := os.read(controller, 65536):
+                shown += chunk
+    finally:
+        os.close(controller)
+        if terminal >= 0:
+            os.close(terminal)
+    assert proc.returncode == 0 and stdout.decode().startswith("ipn:1.0/")
+    assert b"100%" in shown and b"3.1/3.1 MB" in shown
+    quiet = run_cli("dtnsend", "--api", node.api, "--to", "ipn:1.4", str(big))
+    assert quiet.returncode == 0 and quiet.stderr == b""  # not a terminal: no progress bar
+
+
+def test_payload_without_a_file_name_is_named_after_the_bundle_id(node: Dtnd, tmp_path: Path) -> None:
+    sent = run_cli("dtnsend", "--api", node.api, "--to", "ipn:1.5", input_bytes=b"nameless")
+    assert sent.returncode == 0, text(sent)
+    bundle_id = sent.stdout.decode().strip()
+    received = run_cli("dtnrecv", "--api", node.api, "--endpoint", "ipn:1.5", "--out", str(tmp_path), "--timeout",
+                       "20")
+    assert received.returncode == 0, text(received)
+    expected = bundle_id.replace(":", "_").replace("/", "_")
+    assert (tmp_path / expected).read_bytes() == b"nameless"
+    assert [p.name for p in tmp_path.iterdir()] == [expected]  # no partial file left behind
