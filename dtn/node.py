@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import OrderedDict
@@ -524,10 +525,11 @@ class Node:
 
     def statistics(self) -> dict[str, Any]:
         stats = self._agent().stats
-        out: dict[str, Any] = {k: v for k, v in vars(stats).items()}
+        out: dict[str, Any] = dataclasses.asdict(stats)
         out["commits"] = self.commits
         for scheme, cl in self.cls.items():
             cl_stats = getattr(cl, "stats", None)
-            if cl_stats is not None:
-                out[f"{scheme}_cl"] = {k: v for k, v in vars(cl_stats).items() if isinstance(v, int | float)}
+            if dataclasses.is_dataclass(cl_stats) and not isinstance(cl_stats, type):
+                fields = dataclasses.asdict(cl_stats)
+                out[f"{scheme}_cl"] = {k: v for k, v in fields.items() if isinstance(v, int | float)}
         return out

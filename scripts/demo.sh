@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Sets up .venv and runs the demo: build a BPv7 bundle, inspect it, fragment it and put it together again.
+# Sets up .venv and runs the demo: three dtnd nodes in a line move a file (TCPCLv4, then UDP), dtnping goes
+# across them, and the bundle tools build, inspect, fragment and reassemble a bundle.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/venv.sh
+.venv/bin/python scripts/demo_line.py
 dtn=".venv/bin/dtn"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

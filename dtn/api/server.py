@@ -208,28 +208,7 @@ async def _routes(request: web.Request) -> web.Response:
 
 
 async def _statistics(request: web.Request) -> web.Response:
-    node = request.app[NODE_KEY]
-    try:
-        stats = node.statistics()
-    except TypeError:
-        # Node.statistics() reads CL counters with vars(), which fails for slotted stats (the UDP CL's): fall back
-        # to the agent's counters and the CLs' slotted fields until the node does this itself.
-        stats = _statistics_fallback(node)
-    return web.json_response(stats)
-
-
-def _statistics_fallback(node: Node) -> dict[str, object]:
-    agent = node.agent
-    out: dict[str, object] = dict(vars(agent.stats)) if agent is not None else {}
-    out["commits"] = node.commits
-    for scheme, cl in node.cls.items():
-        cl_stats = getattr(cl, "stats", None)
-        if cl_stats is None:
-            continue
-        names = getattr(cl_stats, "__slots__", None) or list(getattr(cl_stats, "__dict__", {}))
-        out[f"{scheme}_cl"] = {n: getattr(cl_stats, n) for n in names
-                               if isinstance(getattr(cl_stats, n, None), int | float)}
-    return out
+    return web.json_response(request.app[NODE_KEY].statistics())
 
 
 async def _endpoints(request: web.Request) -> web.Response:

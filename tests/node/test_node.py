@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -93,6 +94,11 @@ async def test_three_nodes_in_a_line(line: list[Node]) -> None:
     report = await first.wait_report(bundle_id, "delivered", timeout_s=10)
     assert report is not None and report.delivered.asserted
     await wait_for(lambda: all(n.status()["bundles_stored"] == 0 for n in line))
+    stats = json.loads(json.dumps(relay.statistics()))
+    assert stats["forwarded"] >= 1 and stats["commits"] >= 1
+    scheme = "tcpcl" if "tcpcl" in relay.cls else "udp"
+    if scheme == "udp":
+        assert stats["udp_cl"]["bundles_received"] >= 1
 
 
 async def test_a_node_resumes_stored_bundles_after_restart(tmp_path: Path) -> None:
