@@ -276,14 +276,19 @@ def config_from_dict(raw: dict[str, Any], *, base_dir: Path | None = None) -> No
     )
 
 
-def load_config(path: Path) -> NodeConfig:
-    """Read and validate a TOML config file; errors name the file and the key."""
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file as a dict; ``ConfigError`` naming the file when it cannot be read or parsed."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def load_config(path: Path) -> NodeConfig:
+    """Read and validate a TOML config file; errors name the file and the key."""
+    raw = read_toml(path)
     try:
         return config_from_dict(raw, base_dir=path.parent)
     except ConfigError as exc:

@@ -8,7 +8,6 @@ record type it does not know (BIBE 3/4/7/8). That is Wireshark's limit, not a fa
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,11 +41,8 @@ from dtn.bundle.flags import NO_BLOCK_FLAGS, BlockFlag, BundleFlag
 from dtn.bundle.fragment import fragment
 from dtn.bundle.reasons import StatusReason
 from tests.pcap_tools import require_tshark, tshark, write_udp_pcap
+from tests.vector_data import VECTORS
 
-VECTORS = {
-    v["name"]: bytes.fromhex(v["hex"])
-    for v in json.loads((Path(__file__).resolve().parent / "vectors" / "vectors.json").read_text())
-}
 #: Every valid whole-bundle vector (the LEGACY-INVALID ones and the BPSec ones without primary CRC aside).
 BUNDLE_VECTORS = [
     "gen-bundle-G1-minimal",

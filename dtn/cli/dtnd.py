@@ -19,11 +19,10 @@ import contextlib
 import logging
 import signal
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
-from dtn.config import LOG_LEVELS, NodeConfig, config_from_dict
+from dtn.config import LOG_LEVELS, NodeConfig, config_from_dict, read_toml
 from dtn.errors import ConfigError, DtnError
 
 from .common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
@@ -93,12 +92,7 @@ def raw_config(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
     base_dir = Path.cwd()
     if args.config is not None:
         path: Path = args.config
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        raw = read_toml(path)
         base_dir = path.resolve().parent
     if args.node is not None:
         raw["node_id"] = args.node

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import cbor2
 import pytest
 from hypothesis import example, given, settings
@@ -27,11 +24,8 @@ from dtn.bundle.eid import DtnEid, IpnEid, parse_eid
 from dtn.bundle.ids import BundleId
 from dtn.bundle.reasons import StatusReason
 from dtn.errors import DecodeError, EncodeError
+from tests.vector_data import VECTORS
 
-VECTORS = {
-    v["name"]: bytes.fromhex(v["hex"])
-    for v in json.loads((Path(__file__).resolve().parent.parent / "vectors" / "vectors.json").read_text())
-}
 G1 = VECTORS["gen-bundle-G1-minimal"]
 ADMIN_VECTORS = [
     n for n in VECTORS if n.startswith(("gen-status-report-", "ion-bibe-", "draft-bibect-")) and "bundle" not in n

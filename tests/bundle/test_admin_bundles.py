@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from dtn.bundle.admin import BibePdu, StatusItem, StatusReport, decode_admin_record, encode_admin_record
 from dtn.bundle.admin_bundles import admin_record_bundle, may_report_on, status_report_about, status_report_bundle
 from dtn.bundle.codec import decode_bundle, encode_bundle
@@ -12,11 +9,7 @@ from dtn.bundle.crc import CrcType
 from dtn.bundle.eid import IpnEid, parse_eid
 from dtn.bundle.flags import REPORT_REQUEST_FLAGS, BundleFlag
 from dtn.bundle.reasons import StatusReason
-
-VECTORS = {
-    v["name"]: bytes.fromhex(v["hex"])
-    for v in json.loads((Path(__file__).resolve().parent.parent / "vectors" / "vectors.json").read_text())
-}
+from tests.vector_data import VECTORS
 
 
 def test_delivery_report_about_g2_matches_the_record_and_bundle_vectors() -> None:

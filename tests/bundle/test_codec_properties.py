@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -13,8 +10,9 @@ from dtn.bundle.codec import DEFAULT_MAX_BYTES, decode_bundle, encode_bundle
 from dtn.bundle.flags import BlockType
 from dtn.errors import DecodeError
 from tests.bundle.strategies import bundles
+from tests.vector_data import VECTOR_ENTRIES
 
-VECTORS = json.loads((Path(__file__).parent.parent / "vectors" / "vectors.json").read_text())
+VECTORS = VECTOR_ENTRIES
 VALID_BUNDLES = [
     bytes.fromhex(v["hex"])
     for v in VECTORS

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import random
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,9 +24,7 @@ from dtn.bundle.fragment import (
     reassemble,
 )
 from tests.bundle.strategies import bundles
-
-_PATH = Path(__file__).parent.parent / "vectors" / "vectors.json"
-VECTORS = {v["name"]: bytes.fromhex(v["hex"]) for v in json.loads(_PATH.read_text())}
+from tests.vector_data import VECTORS
 
 
 def renumbered(b: Bundle, sequence: int, offset: int | None = None, total: int | None = None) -> Bundle:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,10 +15,9 @@ from dtn.bundle.flags import BlockFlag, BlockType, BundleFlag
 from dtn.bundle.ids import BundleId
 from dtn.bundle.reasons import StatusReason
 from dtn.errors import DecodeError, InvalidEid
+from tests.vector_data import VECTOR_ENTRIES
 
-VECTORS: dict[str, dict[str, Any]] = {
-    v["name"]: v for v in json.loads((Path(__file__).parent.parent / "vectors" / "vectors.json").read_text())
-}
+VECTORS: dict[str, dict[str, Any]] = {v["name"]: v for v in VECTOR_ENTRIES}
 
 
 def vec(name: str) -> bytes:

@@ -14,11 +14,8 @@ from dtn.bundle.codec import decode_bundle
 from dtn.bundle.crc import CrcType
 from dtn.bundle.flags import BlockType, BundleFlag
 from dtn.clock import SystemClock
+from tests.vector_data import VECTORS
 
-VECTORS = {
-    v["name"]: bytes.fromhex(v["hex"])
-    for v in json.loads((Path(__file__).resolve().parent.parent / "vectors" / "vectors.json").read_text())
-}
 DTN = [sys.executable, "-c", "from dtn.cli.dtn import run; run()"]
 
 

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from dtn.convergence.base import Link, RefuseReason
+from tests.vector_data import VECTORS
 
-VECTORS = {
-    v["name"]: bytes.fromhex(v["hex"])
-    for v in json.loads((Path(__file__).resolve().parents[2] / "vectors" / "vectors.json").read_text())
-}
 G1 = VECTORS["gen-bundle-G1-minimal"]
 G2 = VECTORS["gen-bundle-G2-ext"]
 
