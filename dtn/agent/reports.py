@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from dtn.bundle.admin import StatusItem, StatusReport
+from dtn.bundle.admin import StatusReport
+from dtn.bundle.admin_bundles import status_report_for
 from dtn.bundle.blocks import PrimaryBlock
 from dtn.bundle.flags import BundleFlag
 from dtn.bundle.reasons import StatusReason
@@ -45,19 +46,5 @@ class Subject:
 
 def report_about(subject: Subject, kind: StatusKind, reason: StatusReason, time_ms: int) -> StatusReport:
     """A report asserting ``kind`` about ``subject``; the time goes in when the subject asked for it."""
-    p = subject.primary
-    with_time = bool(p.flags & BundleFlag.STATUS_TIME_REQUESTED)
-    item = StatusItem(True, time_ms if with_time else None)
-    fragment = p.fragment_offset is not None
-    return StatusReport(
-        source=p.source,
-        creation_ms=p.creation_ms,
-        sequence=p.sequence,
-        received=item if kind is StatusKind.RECEIVED else StatusItem(False),
-        forwarded=item if kind is StatusKind.FORWARDED else StatusItem(False),
-        delivered=item if kind is StatusKind.DELIVERED else StatusItem(False),
-        deleted=item if kind is StatusKind.DELETED else StatusItem(False),
-        reason=reason,
-        fragment_offset=p.fragment_offset if fragment else None,
-        fragment_length=subject.payload_length if fragment else None,
-    )
+    asserted = {kind.value: True}
+    return status_report_for(subject.primary, subject.payload_length, time_ms=time_ms, reason=reason, **asserted)

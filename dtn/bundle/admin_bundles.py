@@ -29,29 +29,52 @@ def status_report_about(
     deleted: bool = False,
     reason: StatusReason | int = StatusReason.NO_INFO,
 ) -> StatusReport:
-    """A status report asserting the given statuses of ``subject`` at DTN time ``time_ms``.
+    """A status report asserting the given statuses of ``subject`` at DTN time ``time_ms``."""
+    return status_report_for(
+        subject.primary,
+        len(subject.payload),
+        time_ms=time_ms,
+        received=received,
+        forwarded=forwarded,
+        delivered=delivered,
+        deleted=deleted,
+        reason=reason,
+    )
+
+
+def status_report_for(
+    primary: PrimaryBlock,
+    payload_length: int,
+    *,
+    time_ms: int,
+    received: bool = False,
+    forwarded: bool = False,
+    delivered: bool = False,
+    deleted: bool = False,
+    reason: StatusReason | int = StatusReason.NO_INFO,
+) -> StatusReport:
+    """A status report about the bundle with this primary block and payload length (no payload needed).
 
     Times go into the asserted items only when the subject set ``STATUS_TIME_REQUESTED``. For a fragment
     the report carries its offset and its payload length (RFC 9171 §6.1.1).
     """
-    with_time = bool(subject.primary.flags & BundleFlag.STATUS_TIME_REQUESTED)
+    with_time = bool(primary.flags & BundleFlag.STATUS_TIME_REQUESTED)
 
     def item(asserted: bool) -> StatusItem:
         return StatusItem(asserted, time_ms if asserted and with_time else None)
 
-    p = subject.primary
-    fragment = p.fragment_offset is not None
+    fragment = primary.fragment_offset is not None
     return StatusReport(
-        source=p.source,
-        creation_ms=p.creation_ms,
-        sequence=p.sequence,
+        source=primary.source,
+        creation_ms=primary.creation_ms,
+        sequence=primary.sequence,
         received=item(received),
         forwarded=item(forwarded),
         delivered=item(delivered),
         deleted=item(deleted),
         reason=reason,
-        fragment_offset=p.fragment_offset if fragment else None,
-        fragment_length=len(subject.payload) if fragment else None,
+        fragment_offset=primary.fragment_offset if fragment else None,
+        fragment_length=payload_length if fragment else None,
     )
 
 
