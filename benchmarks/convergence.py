@@ -7,7 +7,7 @@ Figures:
   * TLS variants of the above (informational);
   * the UDP CL figures from ``benchmarks/convergence_udp.py`` (``measure_udp``) when that script is present.
 
-    .venv/bin/python benchmarks/convergence.py [--quick] [--no-tls] [--no-udp]
+    .venv/bin/python benchmarks/convergence.py [--quick] [--no-tls] [--no-udp] [--rounds N]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import functools
 import ssl
 import sys
 import tempfile
@@ -50,28 +51,88 @@ class DiscardSink:
 
 
 # ------------------------------------------------------------------------------------------- raw reference
+#
+# Every raw reference moves the same bytes as the TCPCLv4 run over one loopback connection: ``count`` messages
+# of ``size`` bytes, each framed by an 8-byte length and answered by a 1-byte acknowledgement, the sender
+# waiting for that acknowledgement before it sends the next message (as ``await link.send()`` does). They differ
+# only in what the receiver does with the bytes:
+#   * ``raw_bulk(..., "streams")``: the idiomatic asyncio application, ``StreamReader.readexactly(size)``, which
+#     hands the receiver each message as one ``bytes`` object (what a CL must hand its node);
+#   * ``raw_bulk(..., "buffered")``: the fastest pure-asyncio receiver we know that still delivers each message
+#     as one ``bytes`` object: an ``asyncio.BufferedProtocol`` whose ``recv_into`` lands in a reused buffer,
+#     then one copy into ``bytes``. This is the reference the 70 % target is measured against;
+#   * ``raw_bulk(..., "discard")``: the same protocol throwing the bytes away (no ``bytes`` object at all): the
+#     physical ceiling of one asyncio connection; informational.
+
+RAW_MODES = ("buffered", "streams", "discard")
 
 
-async def raw_bulk(size: int, count: int, ssl_pair: tuple[ssl.SSLContext, ssl.SSLContext] | None = None) -> float:
-    """Seconds to move ``count`` messages of ``size`` bytes, each answered by a 1-byte ack (raw asyncio streams)."""
+class _RawReceiver(asyncio.BufferedProtocol):
+    """Length-prefixed messages into one reused buffer; ``keep``: make each message one ``bytes`` object."""
+
+    def __init__(self, keep: bool) -> None:
+        self.keep = keep
+        self.buf = bytearray(1 << 20)
+        self.view = memoryview(self.buf)
+        self.fill = 0
+        self.need = 8
+        self.in_body = False
+        self.transport: asyncio.Transport | None = None
+        self.messages = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.view[self.fill : max(self.need, self.fill + (256 << 10))]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.fill += nbytes
+        while self.fill >= self.need:  # the sender waits for each ack: at most one message is buffered
+            if not self.in_body:
+                size = int.from_bytes(self.view[:8], "big")
+                self.view[: self.fill - 8] = self.view[8 : self.fill]
+                self.fill -= 8
+                self.in_body, self.need = True, size
+                if size > len(self.buf):
+                    self.buf = bytearray(size)
+                    self.view = memoryview(self.buf)
+                continue
+            if self.keep:
+                message = bytes(self.view[: self.need])
+                del message
+            rest = self.fill - self.need
+            self.view[:rest] = self.view[self.need : self.fill]
+            self.fill, self.need, self.in_body = rest, 8, False
+            self.messages += 1
+            assert self.transport is not None
+            self.transport.write(b"k")
+
+
+async def raw_bulk(size: int, count: int, mode: str = "buffered",
+                   ssl_pair: tuple[ssl.SSLContext, ssl.SSLContext] | None = None) -> float:
+    """Seconds to move ``count`` messages of ``size`` bytes, each answered by a 1-byte ack (see above)."""
+    loop = asyncio.get_running_loop()
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
                 header = await reader.readexactly(8)
-                remaining = int.from_bytes(header, "big")
-                while remaining:
-                    chunk = await reader.read(min(remaining, 1 << 20))
-                    if not chunk:
-                        return
-                    remaining -= len(chunk)
+                message = await reader.readexactly(int.from_bytes(header, "big"))
+                del message
                 writer.write(b"k")
         except asyncio.IncompleteReadError:
             pass
         finally:
             writer.close()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=ssl_pair[0] if ssl_pair else None)
+    server_ssl = ssl_pair[0] if ssl_pair else None
+    if mode == "streams":
+        server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=server_ssl, limit=size + 1024)
+    else:
+        server = await loop.create_server(lambda: _RawReceiver(keep=mode == "buffered"), "127.0.0.1", 0,
+                                          ssl=server_ssl)
     port = server.sockets[0].getsockname()[1]
     reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ssl_pair[1] if ssl_pair else None)
     data = bytes(size)
@@ -165,8 +226,13 @@ async def tcpcl_small_rate(size: int, count: int, window: int, config: TcpclConf
     return elapsed
 
 
-async def best(fn: Callable[[], Awaitable[float]], rounds: int) -> float:
-    return min([await fn() for _ in range(rounds)])
+async def interleaved(runs: dict[str, Callable[[], Awaitable[float]]], rounds: int) -> dict[str, float]:
+    """Best (lowest) seconds of each run over ``rounds``, the runs interleaved so that noise hits them alike."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, fn in runs.items():
+            times[name].append(await fn())
+    return {name: min(values) for name, values in times.items()}
 
 
 def make_tls(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
@@ -205,27 +271,35 @@ def line(label: str, value: str, ref: str = "", verdict: str = "") -> None:
 
 
 async def run(args: argparse.Namespace) -> None:
-    rounds = 1 if args.quick else 3
+    rounds = 1 if args.quick else args.rounds
     bulk_1m = 20 if args.quick else 100
     bulk_100m = 1 if args.quick else 3
     small = 5_000 if args.quick else 30_000
     window = 256
     plain = TcpclConfig(SessionConfig(keepalive_s=0))
-    print(f"TCPCLv4 loopback benchmark (Python {sys.version.split()[0]}, best of {rounds})")
-    print(f"  {'measure':<44} {'TCPCLv4':>16} {'raw asyncio TCP':>22}")
+    print(f"TCPCLv4 loopback benchmark (Python {sys.version.split()[0]}, best of {rounds} interleaved rounds)")
+    print("  raw references: one connection, 8-byte length + message, 1-byte ack per message, sender waits for")
+    print("  each ack; 'buffered' = BufferedProtocol + one copy into bytes per message (the target's reference),")
+    print("  'streams' = StreamReader.readexactly per message, 'discard' = no bytes object made (ceiling)")
+    print(f"  {'measure':<44} {'TCPCLv4':>16} {'raw reference':>22}")
 
     for size, count in ((MiB, bulk_1m), (100 * MiB, bulk_100m)):
-        raw = await best(lambda: raw_bulk(size, count), rounds)  # noqa: B023
-        ours = await best(lambda: tcpcl_bulk(size, count, plain), rounds)  # noqa: B023
-        raw_rate, our_rate = size * count / raw / MiB, size * count / ours / MiB
-        ratio = our_rate / raw_rate
-        line(f"throughput, {size // MiB} MiB bundles x {count} (MiB/s)", f"{our_rate:,.0f}", f"{raw_rate:,.0f}",
+        runs: dict[str, Callable[[], Awaitable[float]]] = {
+            mode: functools.partial(raw_bulk, size, count, mode) for mode in RAW_MODES}
+        runs["tcpcl"] = functools.partial(tcpcl_bulk, size, count, plain)
+        best = await interleaved(runs, rounds)
+        rate = {name: size * count / seconds / MiB for name, seconds in best.items()}
+        ratio = rate["tcpcl"] / rate["buffered"]
+        line(f"throughput, {size // MiB} MiB bundles x {count} (MiB/s)", f"{rate['tcpcl']:,.0f}",
+             f"{rate['buffered']:,.0f} buffered",
              f"{ratio:.0%} of raw ({'OK' if ratio >= 0.7 else 'below 70 % target'})")
+        line("", "", f"{rate['streams']:,.0f} streams", f"{rate['tcpcl'] / rate['streams']:.0%}")
+        line("", "", f"{rate['discard']:,.0f} discard", f"{rate['tcpcl'] / rate['discard']:.0%}")
 
-    raw = await best(lambda: raw_small_rate(1024, small, window), rounds)
-    ours = await best(lambda: tcpcl_small_rate(1024, small, window, plain), rounds)
-    line(f"1 KiB bundles over one session x {small} (/s)", f"{small / ours:,.0f}", f"{small / raw:,.0f}",
-         "OK" if small / ours >= 10_000 else "below 10,000/s target")
+    best = await interleaved({"raw": lambda: raw_small_rate(1024, small, window),
+                              "tcpcl": lambda: tcpcl_small_rate(1024, small, window, plain)}, rounds)
+    line(f"1 KiB bundles over one session x {small} (/s)", f"{small / best['tcpcl']:,.0f}",
+         f"{small / best['raw']:,.0f} streams", "OK" if small / best["tcpcl"] >= 10_000 else "below 10,000/s target")
 
     if not args.no_tls:
         with tempfile.TemporaryDirectory() as tmp:
@@ -233,13 +307,14 @@ async def run(args: argparse.Namespace) -> None:
             tls_cfg = TcpclConfig(SessionConfig(keepalive_s=0, require_tls=True), ssl_server=server_ctx,
                                   ssl_client=client_ctx)
             for size, count in ((MiB, bulk_1m), (100 * MiB, bulk_100m)):
-                raw = await best(lambda: raw_bulk(size, count, (server_ctx, client_ctx)), rounds)  # noqa: B023
-                ours = await best(lambda: tcpcl_bulk(size, count, tls_cfg), rounds)  # noqa: B023
-                raw_rate, our_rate = size * count / raw / MiB, size * count / ours / MiB
+                best = await interleaved({
+                    "raw": lambda: raw_bulk(size, count, "buffered", (server_ctx, client_ctx)),  # noqa: B023
+                    "tcpcl": lambda: tcpcl_bulk(size, count, tls_cfg)}, rounds)  # noqa: B023
+                raw_rate, our_rate = size * count / best["raw"] / MiB, size * count / best["tcpcl"] / MiB
                 line(f"TLS throughput, {size // MiB} MiB x {count} (MiB/s)", f"{our_rate:,.0f}",
-                     f"{raw_rate:,.0f} (TLS)", f"{our_rate / raw_rate:.0%} of raw TLS")
-            ours = await best(lambda: tcpcl_small_rate(1024, small, window, tls_cfg), rounds)
-            line(f"TLS 1 KiB bundles x {small} (/s)", f"{small / ours:,.0f}")
+                     f"{raw_rate:,.0f} TLS buffered", f"{our_rate / raw_rate:.0%} of raw TLS")
+            best = await interleaved({"tcpcl": lambda: tcpcl_small_rate(1024, small, window, tls_cfg)}, rounds)
+            line(f"TLS 1 KiB bundles x {small} (/s)", f"{small / best['tcpcl']:,.0f}")
 
 
 def udp_hook() -> None:
@@ -260,6 +335,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer and smaller runs")
     parser.add_argument("--no-tls", action="store_true")
     parser.add_argument("--no-udp", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the best of each is shown")
     args = parser.parse_args()
     asyncio.run(run(args))
     if not args.no_udp:

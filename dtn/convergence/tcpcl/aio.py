@@ -64,8 +64,12 @@ def parse_address(address: str) -> tuple[str, int]:
     return parts.hostname, port if port is not None else DEFAULT_PORT
 
 
-class TcpclLink(asyncio.Protocol):
-    """One TCP connection carrying one TCPCLv4 session."""
+class TcpclLink(asyncio.BufferedProtocol):
+    """One TCP connection carrying one TCPCLv4 session.
+
+    Received bytes land directly in the session parser's buffer (``get_buffer``/``buffer_updated``); a
+    bundle's bytes are copied once, into the ``bytes`` handed to the node. Large segment payloads are written
+    from the caller's bundle without joining them to their headers."""
 
     def __init__(self, cl: TcpclConvergenceLayer, role: Role) -> None:
         self._cl = cl
@@ -87,6 +91,7 @@ class TcpclLink(asyncio.Protocol):
         self._reading_paused = False
         self._tls_busy = False
         self._early: list[bytes] = []
+        self._scratch: memoryview | None = None  # where bytes go that the session must not see
         self._lingering = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -170,11 +175,29 @@ class TcpclLink(asyncio.Protocol):
         self.session.start(self._loop.time())
         self._pump()
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._lingering or self._tls_busy:
+            if self._scratch is None:
+                self._scratch = memoryview(bytearray(64 * 1024))
+            return self._scratch
+        return self.session.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
         if self._lingering:
             return  # the session is over; discard until the peer's FIN
         if self._tls_busy:  # decrypted bytes can arrive before start_tls() returns to us
-            self._early.append(data)
+            assert self._scratch is not None
+            self._early.append(bytes(self._scratch[:nbytes]))
+            return
+        self.session.buffer_updated(nbytes, self._loop.time())
+        self._pump()
+
+    def data_received(self, data: bytes) -> None:
+        """Bytes from the peer by copy (``asyncio.Protocol`` style); the loop uses ``get_buffer`` instead."""
+        if self._lingering:
+            return
+        if self._tls_busy:
+            self._early.append(bytes(data))
             return
         self.session.receive_data(data, self._loop.time())
         self._pump()
@@ -209,10 +232,11 @@ class TcpclLink(asyncio.Protocol):
         while True:
             if transport is not None and not self._tls_busy and not transport.is_closing():
                 while not self._writing_paused:
-                    data = session.data_to_send()
-                    if not data:
+                    parts = session.data_to_send_parts()
+                    if not parts:
                         break
-                    transport.write(data)
+                    for part in parts:
+                        transport.write(part)
             event = session.next_event()
             if event is None:
                 break

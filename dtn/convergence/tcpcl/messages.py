@@ -8,7 +8,7 @@ hostile peer cannot make it grow without bound.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum, IntFlag
 
 from dtn.convergence.base import RefuseReason
@@ -296,81 +296,170 @@ class ParserLimits:
     max_node_id_bytes: int = 1024
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
+class SegmentView:
+    """An XFER_SEGMENT whose ``data`` is a view into the parser's buffer, valid until the parser is next called.
+
+    ``MessageParser.next_message_view`` returns it so that the receiver copies segment data once, straight to
+    where it belongs (``bytes`` for a one-segment transfer, the transfer's buffer otherwise)."""
+
+    flags: int
+    transfer_id: int
+    data: memoryview
+    extensions: tuple[ExtensionItem, ...] = ()
+
+    @property
+    def start(self) -> bool:
+        return bool(self.flags & SegmentFlag.START)
+
+    @property
+    def end(self) -> bool:
+        return bool(self.flags & SegmentFlag.END)
+
+
+_READ_CHUNK = 256 * 1024  # the smallest free space ``get_buffer`` offers
+_INITIAL_CAPACITY = 64 * 1024
+
+_START = int(SegmentFlag.START)
+_SEGMENT = int(MessageType.XFER_SEGMENT)
+_ACK = int(MessageType.XFER_ACK)
+_U64 = struct.Struct("!Q")
+_SEGMENT_HEAD = struct.Struct("!BQ")  # flags, transfer ID
+_ACK_BODY = struct.Struct("!BQQ")  # flags, transfer ID, acknowledged length
+
+
 class MessageParser:
     """Incremental parser: ``feed`` arbitrary chunks, then call ``next_message`` until it returns None.
 
-    The first thing read is the contact header (``next_contact_header``), then messages. Buffered data never
-    exceeds the largest message the limits allow plus the last chunk fed.
-    """
+    The first thing read is the contact header (``next_contact_header``), then messages. Bytes either come in
+    through ``feed`` (one copy) or land in place: ``get_buffer`` gives the free space at the end of the buffer
+    and ``buffer_updated(n)`` says how much of it was filled (``asyncio.BufferedProtocol`` style), so a socket
+    can ``recv_into`` the buffer directly. The buffer is one ``bytearray`` reused for the life of the parser.
 
-    limits: ParserLimits = field(default_factory=ParserLimits)
-    _buf: bytearray = field(default_factory=bytearray)
-    _pos: int = 0
+    Buffered data never exceeds the largest message the limits allow plus the last chunk fed (or the free space
+    last offered by ``get_buffer``, at least a segment's missing bytes and at most ``_READ_CHUNK`` beyond)."""
+
+    __slots__ = ("limits", "_buf", "_start", "_end", "_need")
+
+    def __init__(self, limits: ParserLimits | None = None) -> None:
+        self.limits = limits or ParserLimits()
+        self._buf = bytearray(_INITIAL_CAPACITY)
+        self._start = 0  # first unparsed byte
+        self._end = 0  # end of the bytes received
+        self._need = 0  # bytes still missing from the partial message at _start, when known
 
     @property
     def buffered(self) -> int:
-        return len(self._buf) - self._pos
+        return self._end - self._start
+
+    def _reserve(self, free: int) -> None:
+        """Make room for ``free`` more bytes after ``_end``: move the unparsed bytes to the front, or grow.
+
+        The buffer is never resized in place (a ``memoryview`` handed out by ``get_buffer`` may still exist):
+        growing allocates a new one, twice what is needed, so that moving partial messages to the front stays
+        rare (at most once per half a buffer received)."""
+        start, end = self._start, self._end
+        if start == end:
+            self._start = self._end = start = end = 0
+        capacity = len(self._buf)
+        if capacity - end >= free:
+            return
+        held = end - start
+        if 2 * (held + free) <= capacity:
+            view = memoryview(self._buf)
+            view[:held] = view[start:end]  # memoryview assignment copes with the overlap
+        else:
+            buf = bytearray(2 * (held + free))
+            buf[:held] = memoryview(self._buf)[start:end]
+            self._buf = buf
+        self._start, self._end = 0, held
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
-        if self._pos and self._pos >= len(self._buf) // 2:
-            del self._buf[: self._pos]
-            self._pos = 0
-        self._buf += data
+        size = len(data)
+        if not size:
+            return
+        self._reserve(size)
+        end = self._end
+        self._buf[end : end + size] = data
+        self._end = end + size
+
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        """Free space to receive into (at least the rest of a partial segment); then call ``buffer_updated``."""
+        want = max(self._need, sizehint, _READ_CHUNK)
+        self._reserve(want)
+        return memoryview(self._buf)[self._end : self._end + want]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """``nbytes`` were written at the start of the space ``get_buffer`` returned."""
+        if not 0 <= nbytes <= len(self._buf) - self._end:
+            raise ValueError("buffer_updated beyond the space get_buffer offered")
+        self._end += nbytes
+
+    def discard(self) -> None:
+        """Drop everything buffered (the stream is over)."""
+        self._start = self._end = self._need = 0
 
     def take_remaining(self) -> bytes:
         """Whatever is buffered and not parsed (e.g. after a contact header when the stream changes)."""
-        rest = bytes(self._buf[self._pos :])
-        self._buf.clear()
-        self._pos = 0
+        rest = bytes(self._buf[self._start : self._end])
+        self.discard()
         return rest
 
     def next_contact_header(self) -> ContactHeader | None:
+        pos = self._start
         if self.buffered < CONTACT_HEADER_LENGTH:
-            if self.buffered and not MAGIC.startswith(bytes(self._buf[self._pos : self._pos + 4])):
+            if self.buffered and not MAGIC.startswith(bytes(self._buf[pos : min(pos + 4, self._end)])):
                 raise BadContactHeader("bad contact header magic", SessTermReason.CONTACT_FAILURE)
             return None
-        raw = bytes(self._buf[self._pos : self._pos + CONTACT_HEADER_LENGTH])
+        raw = bytes(self._buf[pos : pos + CONTACT_HEADER_LENGTH])
         if raw[:4] != MAGIC:
             raise BadContactHeader("bad contact header magic", SessTermReason.CONTACT_FAILURE)
-        self._pos += CONTACT_HEADER_LENGTH
+        self._start = pos + CONTACT_HEADER_LENGTH
         if raw[4] != VERSION:
             raise VersionMismatch(raw[4])
         return ContactHeader(can_tls=bool(raw[5] & ContactFlag.CAN_TLS), version=raw[4])
 
     def next_message(self) -> Message | None:
         """The next whole message, or None when more bytes are needed. Raises ``RemoteProtocolError``."""
-        buf, pos = self._buf, self._pos
-        avail = len(buf) - pos
+        message = self.next_message_view()
+        if isinstance(message, SegmentView):
+            return XferSegment(message.flags, message.transfer_id, bytes(message.data), message.extensions)
+        return message
+
+    def next_message_view(self) -> Message | SegmentView | None:
+        """Like ``next_message``, but a segment comes as a ``SegmentView`` (its data not copied)."""
+        buf, pos = self._buf, self._start
+        avail = self._end - pos
+        self._need = 0
         if avail < 1:
             return None
         kind = buf[pos]
-        if kind == MessageType.XFER_SEGMENT:
+        if kind == _SEGMENT:
             return self._segment(buf, pos, avail)
-        if kind == MessageType.XFER_ACK:
+        if kind == _ACK:
             if avail < 18:
                 return None
-            _, flags, tid, length = struct.unpack_from("!BBQQ", buf, pos)
-            self._pos += 18
+            flags, tid, length = _ACK_BODY.unpack_from(buf, pos + 1)
+            self._start = pos + 18
             return XferAck(flags, tid, length)
         if kind == MessageType.XFER_REFUSE:
             if avail < 10:
                 return None
             _, code, tid = struct.unpack_from("!BBQ", buf, pos)
-            self._pos += 10
+            self._start = pos + 10
             return XferRefuse(_refuse_reason(code), tid)
         if kind == MessageType.KEEPALIVE:
-            self._pos += 1
+            self._start = pos + 1
             return Keepalive()
         if kind == MessageType.SESS_TERM:
             if avail < 3:
                 return None
-            self._pos += 3
+            self._start = pos + 3
             return SessTerm(_term_reason(buf[pos + 2]), bool(buf[pos + 1] & SessTermFlag.REPLY))
         if kind == MessageType.MSG_REJECT:
             if avail < 3:
                 return None
-            self._pos += 3
+            self._start = pos + 3
             return MsgReject(buf[pos + 1], buf[pos + 2])
         if kind == MessageType.SESS_INIT:
             return self._sess_init(buf, pos, avail)
@@ -389,23 +478,23 @@ class MessageParser:
             raise MessageTooLarge(f"{items_len} bytes of session extensions", SessTermReason.CONTACT_FAILURE)
         total = 25 + node_len + items_len
         if avail < total:
+            self._need = total - avail
             return None
         try:
             node_id = bytes(buf[pos + 21 : pos + 21 + node_len]).decode("utf-8")
         except UnicodeDecodeError:
             raise RemoteProtocolError("node ID is not UTF-8", SessTermReason.CONTACT_FAILURE) from None
         items = decode_items(bytes(buf[pos + 25 + node_len : pos + total]))
-        self._pos += total
+        self._start = pos + total
         return SessInit(keepalive, seg_mru, xfer_mru, node_id, items)
 
-    def _segment(self, buf: bytearray, pos: int, avail: int) -> XferSegment | None:
+    def _segment(self, buf: bytearray, pos: int, avail: int) -> SegmentView | None:
         if avail < 10:
             return None
-        flags = buf[pos + 1]
-        (tid,) = struct.unpack_from("!Q", buf, pos + 2)
+        flags, tid = _SEGMENT_HEAD.unpack_from(buf, pos + 1)
         head = 10
         items: tuple[ExtensionItem, ...] = ()
-        if flags & SegmentFlag.START:
+        if flags & _START:
             if avail < 14:
                 return None
             (items_len,) = struct.unpack_from("!I", buf, pos + 10)
@@ -414,24 +503,26 @@ class MessageParser:
                                       SessTermReason.RESOURCE_EXHAUSTION)
             head = 14 + items_len
             if avail < head + 8:
+                self._need = head + 8 - avail
                 return None
-            try:
-                items = decode_items(bytes(buf[pos + 14 : pos + head]))
-            except RemoteProtocolError as exc:
-                raise RemoteProtocolError(str(exc), SessTermReason.UNKNOWN) from None
+            if items_len:
+                try:
+                    items = decode_items(bytes(buf[pos + 14 : pos + head]))
+                except RemoteProtocolError as exc:
+                    raise RemoteProtocolError(str(exc), SessTermReason.UNKNOWN) from None
         if avail < head + 8:
             return None
-        (length,) = struct.unpack_from("!Q", buf, pos + head)
+        (length,) = _U64.unpack_from(buf, pos + head)
         if length > self.limits.max_segment_data:
             raise MessageTooLarge(f"segment of {length} bytes exceeds our segment MRU",
                                   SessTermReason.RESOURCE_EXHAUSTION)
         start = pos + head + 8
         if avail < head + 8 + length:
+            self._need = head + 8 + length - avail
             return None
-        with memoryview(buf) as view:
-            data = bytes(view[start : start + length])
-        self._pos = start + length
-        return XferSegment(flags, tid, data, items)
+        end = start + length
+        self._start = end
+        return SegmentView(flags, tid, memoryview(buf)[start:end], items)
 
 
 def decode_message(data: bytes, limits: ParserLimits | None = None) -> Message:

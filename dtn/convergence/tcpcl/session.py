@@ -33,6 +33,7 @@ from dtn.convergence.tcpcl.messages import (
     MsgRejectReason,
     ParserLimits,
     SegmentFlag,
+    SegmentView,
     SessInit,
     SessTerm,
     SessTermReason,
@@ -40,11 +41,12 @@ from dtn.convergence.tcpcl.messages import (
     VersionMismatch,
     XferAck,
     XferRefuse,
-    XferSegment,
     encode_segment_header,
     transfer_length_item,
 )
 from dtn.errors import LocalProtocolError, RemoteProtocolError
+
+_DIRECT_WRITE_BYTES = 64 * 1024  # segment payloads at least this large are written as they are, not joined
 
 
 class Role(Enum):
@@ -188,26 +190,18 @@ class _Incoming:
     transfer_id: int
     declared_length: int | None
     received: int = 0
-    first: bytes | None = None  # single-segment transfers never touch the BytesIO
-    buffer: io.BytesIO | None = None
+    buffer: io.BytesIO | None = None  # segments of a multi-segment transfer, copied once each
 
-    def append(self, data: bytes) -> None:
-        if self.buffer is None and self.first is None:
-            self.first = data
-        else:
-            if self.buffer is None:
-                self.buffer = io.BytesIO()
-                self.buffer.write(self.first or b"")
-                self.first = None
-            self.buffer.write(data)
+    def append(self, data: memoryview) -> None:
+        if self.buffer is None:
+            self.buffer = io.BytesIO()
+        self.buffer.write(data)
         self.received += len(data)
 
     def value(self) -> bytes:
-        if self.buffer is not None:
-            data = self.buffer.getvalue()
-            self.buffer = None
-            return data
-        return self.first or b""
+        data = self.buffer.getvalue() if self.buffer is not None else b""
+        self.buffer = None
+        return data
 
 
 @dataclass(slots=True)
@@ -313,6 +307,21 @@ class TcpclSession:
         self._parser.feed(data)
         self._process_safely()
 
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        """Where the next bytes from the peer should land (``asyncio.BufferedProtocol.get_buffer``): free space
+        in the parser's buffer, so the socket writes straight into it. Follow with ``buffer_updated``."""
+        return self._parser.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int, now: float) -> None:
+        """``nbytes`` from the peer were written into the space ``get_buffer`` gave (``nbytes`` > 0)."""
+        self._now = now
+        self._parser.buffer_updated(nbytes)
+        if self.state is State.CLOSED:
+            self._parser.discard()
+            return
+        self._last_rx = now
+        self._process_safely()
+
     def _process_safely(self) -> None:
         try:
             self._process()
@@ -403,15 +412,36 @@ class TcpclSession:
 
     def data_to_send(self) -> bytes:
         """Bytes to write to the connection now (control messages first, then up to a batch of segments)."""
+        parts = self.data_to_send_parts()
+        return parts[0] if len(parts) == 1 and isinstance(parts[0], bytes) else b"".join(parts)
+
+    def data_to_send_parts(self) -> list[bytes | memoryview]:
+        """The same bytes as ``data_to_send``, in order, as a few parts to write one after the other: small
+        messages joined together, large segment payloads as views of the bundle given to ``start_transfer``
+        (not copied). Empty when there is nothing to send."""
         if self.state in (State.ESTABLISHED, State.ENDING) and self._tx_queue and self.parameters is not None:
             self._produce_segments()
-        if not self._out:
-            return b""
-        out = b"".join(self._out)
-        self._out.clear()
+        out = self._out
+        if not out:
+            return []
+        self._out = []
         self._out_bytes = 0
         self._last_tx = self._now
-        return out
+        if len(out) == 1:
+            return out
+        parts: list[bytes | memoryview] = []
+        small: list[bytes | memoryview] = []
+        for part in out:
+            if len(part) >= _DIRECT_WRITE_BYTES:
+                if small:
+                    parts.append(b"".join(small))
+                    small = []
+                parts.append(part)
+            else:
+                small.append(part)
+        if small:
+            parts.append(b"".join(small) if len(small) > 1 else small[0])
+        return parts
 
     @property
     def wants_to_send(self) -> bool:
@@ -486,10 +516,14 @@ class TcpclSession:
                 return
             if not self.receive_window_open and parser.buffered <= self._hold_limit:
                 return  # flow control: parse on when the node has decided (finish_transfer)
-            message = parser.next_message()
+            message = parser.next_message_view()
             if message is None:
                 return
-            if self.state is State.SESS_INIT:
+            if isinstance(message, SegmentView):
+                if self.state is State.SESS_INIT:
+                    raise RemoteProtocolError("XferSegment before SESS_INIT", SessTermReason.CONTACT_FAILURE)
+                self._on_segment(message)
+            elif self.state is State.SESS_INIT:
                 self._on_negotiation_message(message)
             else:
                 self._on_message(message)
@@ -543,9 +577,7 @@ class TcpclSession:
         self._events.append(SessionUp(message.node_id, self.parameters))
 
     def _on_message(self, message: Message) -> None:
-        if isinstance(message, XferSegment):
-            self._on_segment(message)
-        elif isinstance(message, XferAck):
+        if isinstance(message, XferAck):
             self._on_ack(message)
         elif isinstance(message, XferRefuse):
             self._on_refuse(message)
@@ -596,7 +628,7 @@ class TcpclSession:
         self._remember_refused(transfer_id, reason)
         self._reply(_Reply(transfer_id, 0, 0, reason, decided=True))
 
-    def _on_segment(self, seg: XferSegment) -> None:
+    def _on_segment(self, seg: SegmentView) -> None:
         tid = seg.transfer_id
         if seg.start:
             self._rx = None  # an unfinished earlier transfer was abandoned by its sender
@@ -635,19 +667,24 @@ class TcpclSession:
             self._rx = None
             self._refuse(tid, RefuseReason.NOT_ACCEPTABLE)
             return
-        rx.append(seg.data)
         if not seg.end:
+            rx.append(seg.data)
             self._reply(_Reply(tid, seg.flags, total, decided=True))
             return
         self._rx = None
         if rx.declared_length is not None and total != rx.declared_length:
             self._refuse(tid, RefuseReason.NOT_ACCEPTABLE)
             return
+        if rx.buffer is None:  # a one-segment transfer: its only copy
+            data = bytes(seg.data)
+        else:
+            rx.append(seg.data)
+            data = rx.value()
         reply = _Reply(tid, seg.flags, total)
         self._pending[tid] = reply
         self._reply(reply)
         self._pending_bytes += total
-        self._events.append(TransferReceived(tid, rx.value()))
+        self._events.append(TransferReceived(tid, data))
 
     def _flush_replies(self) -> None:
         replies = self._replies

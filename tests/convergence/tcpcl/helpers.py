@@ -45,6 +45,7 @@ class Pair:
     wire_a: list[bytes] = field(default_factory=list)  # what a sent, per data_to_send call
     wire_b: list[bytes] = field(default_factory=list)
     auto_accept: bool = True
+    via_buffer: bool = False  # deliver through get_buffer/buffer_updated (as the asyncio adapter does)
     tls_ids: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def pump(self, rounds: int = 1000) -> None:
@@ -58,7 +59,10 @@ class Pair:
                     if not dst.closed:
                         step = self.chunk or len(data)
                         for i in range(0, len(data), step):
-                            dst.receive_data(data[i : i + step], self.now)
+                            if self.via_buffer:
+                                deliver_in_place(dst, data[i : i + step], self.now)
+                            else:
+                                dst.receive_data(data[i : i + step], self.now)
             moved |= self._drain_events()
             if not moved:
                 return
@@ -86,17 +90,28 @@ class Pair:
         self.pump()
 
 
+def deliver_in_place(session: TcpclSession, data: bytes, now: float) -> None:
+    """Hand ``data`` to the session the way ``asyncio.BufferedProtocol`` does: into ``get_buffer``'s space."""
+    while data:
+        space = session.get_buffer(-1)
+        n = min(len(space), len(data))
+        space[:n] = data[:n]
+        session.buffer_updated(n, now)
+        data = data[n:]
+
+
 def make_pair(
     config_a: SessionConfig | None = None,
     config_b: SessionConfig | None = None,
     *,
     chunk: int | None = None,
+    via_buffer: bool = False,
     a_id: str = "ipn:1.0",
     b_id: str = "ipn:2.0",
 ) -> Pair:
     a = TcpclSession(Role.ACTIVE, config_a or SessionConfig(), a_id)
     b = TcpclSession(Role.PASSIVE, config_b or SessionConfig(), b_id)
-    pair = Pair(a, b, chunk=chunk)
+    pair = Pair(a, b, chunk=chunk, via_buffer=via_buffer)
     a.start(0.0)
     b.start(0.0)
     pair.pump()
