@@ -1,0 +1,476 @@
+"""Node throughput: real ``dtnd`` processes with durable SQLite stores on 127.0.0.1 over TCPCLv4.
+
+Two paths: sender -> receiver (2 nodes) and sender -> relay -> receiver (relay). For each, bundles are submitted
+through the sender's API (``POST /v1/bundles``) by concurrent senders, and an application on the receiver takes
+them over the WebSocket (``/v1/ws`` with a window) and acknowledges each one; a run ends when the node has
+confirmed the last acknowledgement, so every figure is end to end and acknowledged (every bundle stored durably
+on every node on its way, every delivery released durably). Figures:
+
+  * bundles/s of 1 KiB payloads and MB/s of 1 MiB payloads, per durability (power: fsync every commit;
+    process: survive a crash of dtnd only);
+  * CPU seconds per bundle of each process (from /proc/PID/stat) and peak RSS (VmHWM);
+  * peak RSS of each ``dtnd`` while relaying the largest payload the API accepts today (just under the 64 MiB
+    bundle limit; the 1 GiB case of the issue needs a streaming path the node does not have yet), received by
+    long poll (HTTP) like ``dtnrecv``;
+  * as the reference measured in the same run: raw ``sqlite3`` inserting the same payloads with one COMMIT per
+    bundle and per 100 bundles (``benchmarks/store.py``'s raw functions), with the matching synchronous level.
+
+The bar (ION on this machine class, store in RAM, not crash-safe; quoted from the issue, not measured here):
+about 4,000 bundles/s of 1 KB and about 500 MB/s in 1 MB bundles between two nodes over TCP. Targets: two durable
+nodes reach half of that as a first milestone; the relay path at least half of the two-node figure; peak RSS of
+a ``dtnd`` <= 200 MB.
+
+    .venv/bin/python benchmarks/node.py [--quick] [--count N] [--durability power|process|both]
+                                        [--senders N] [--window N] [--no-large] [--profile DIR]
+
+``--profile DIR`` runs ``py-spy record`` (install it with ``.venv/bin/pip install py-spy``) on every ``dtnd`` of
+the 1 KiB relay run (power durability) and writes, per node, a flame graph (``NODE.svg``), the collapsed stacks
+(``NODE.txt``) and a summary of the costliest functions (own and cumulative share of the samples), printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import aiohttp  # noqa: E402
+import store as store_bench  # noqa: E402
+from procs import Dtnd, cpu_seconds, line_of_nodes, status_kib  # noqa: E402
+
+from dtn.api.client import DtnClient  # noqa: E402
+from dtn.api.models import PREFIX  # noqa: E402
+
+KiB, MiB = 1 << 10, 1 << 20
+LARGE_PAYLOAD_BYTES = 64 * MiB - 64 * KiB  # the node's bundle limit is 64 MiB including the blocks around it
+ION_BUNDLES_PER_S, ION_MB_PER_S = 4000.0, 500.0
+RSS_TARGET_MB = 200.0
+LIFETIME_MS = 3_600_000
+WARMUP_BUNDLES = 20
+LINK_TIMEOUT_S = 30.0
+RUN_TIMEOUT_S = 300.0
+
+
+@dataclass
+class Flow:
+    """One measured run: ``count`` payloads of ``payload_bytes`` from the first node to the last one."""
+
+    path: str
+    durability: str
+    payload_bytes: int
+    count: int
+    elapsed_s: float = 0.0
+    submit_s: float = 0.0
+    cpu_s: dict[str, float] = field(default_factory=dict)
+    peak_rss_kib: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def bundles_per_s(self) -> float:
+        return self.count / self.elapsed_s
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.count * self.payload_bytes / self.elapsed_s / 1e6
+
+
+# --- one flow --------------------------------------------------------------------------------------------------
+
+
+class Receiver:
+    """The application on the last node: a WebSocket subscription with a window; acknowledges every delivery at
+    once and counts the node's confirmations of those acknowledgements. Payloads carry their sequence number in
+    their first 8 bytes, so a lost, duplicated or damaged bundle is noticed."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, payload_bytes: int) -> None:
+        self.ws = ws
+        self.payload_bytes = payload_bytes
+        self.seen: set[int] = set()
+        self.confirmed = 0
+        self.duplicates = 0
+
+    async def run_until(self, confirmed: int) -> None:
+        pending_id: str | None = None
+        while self.confirmed < confirmed:
+            msg = await self.ws.receive()
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                doc = json.loads(msg.data)
+                if doc["type"] == "delivery":
+                    pending_id = str(doc["id"])
+                elif doc["type"] == "ack":
+                    if not doc["ok"]:
+                        raise RuntimeError(f"the node refused the acknowledgement of {doc['id']}")
+                    self.confirmed += 1
+                else:
+                    raise RuntimeError(f"unexpected message {doc}")
+            elif msg.type == aiohttp.WSMsgType.BINARY:
+                data: bytes = msg.data
+                if pending_id is None or len(data) != self.payload_bytes:
+                    raise RuntimeError(f"unexpected payload of {len(data)} bytes")
+                seq = int.from_bytes(data[:8], "big")
+                if seq in self.seen:
+                    self.duplicates += 1
+                self.seen.add(seq)
+                await self.ws.send_str(json.dumps({"type": "ack", "id": pending_id}))
+                pending_id = None
+            else:
+                raise RuntimeError(f"WebSocket closed: {msg.type!r} {self.ws.exception()}")
+
+
+async def wait_links(nodes: list[Dtnd]) -> None:
+    """Until every node sees each of its neighbours up."""
+    expected = {node.name: (1 if i in (0, len(nodes) - 1) else 2) for i, node in enumerate(nodes)}
+    deadline = time.monotonic() + LINK_TIMEOUT_S
+    for node in nodes:
+        async with DtnClient(node.api) as client:
+            while True:
+                up = [row for row in await client.neighbours() if row.get("up")]
+                if len(up) >= expected[node.name]:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{node.name}: links not up within {LINK_TIMEOUT_S} s: {up}")
+                await asyncio.sleep(0.05)
+
+
+async def send_all(client: DtnClient, destination: str, payload: bytes, seqs: range, senders: int) -> None:
+    todo = iter(seqs)
+
+    async def one_sender() -> None:
+        for seq in todo:
+            await client.send(destination, seq.to_bytes(8, "big") + payload[8:], lifetime_ms=LIFETIME_MS)
+
+    await asyncio.gather(*(one_sender() for _ in range(senders)))
+
+
+async def measure_flow(nodes: list[Dtnd], flow: Flow, senders: int, window: int,
+                       profilers: list[subprocess.Popen[bytes]] | None = None,
+                       profile_to: Path | None = None) -> Flow:
+    """Run ``flow`` over the started ``nodes`` (first: sender, last: receiver); fills in the figures."""
+    destination = f"ipn:{len(nodes)}.1"
+    payload = os.urandom(flow.payload_bytes)
+    async with DtnClient(nodes[0].api) as tx, aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(f"http://{nodes[-1].api}{PREFIX}/ws", max_msg_size=0,
+                                   params={"endpoint": destination, "window": str(window)})
+        receiver = Receiver(ws, flow.payload_bytes)
+        warm = min(WARMUP_BUNDLES, flow.count)
+        await asyncio.wait_for(asyncio.gather(send_all(tx, destination, payload, range(warm), senders),
+                                              receiver.run_until(warm)), RUN_TIMEOUT_S)
+        if profile_to is not None and profilers is not None:
+            profilers.extend(start_profilers(nodes, profile_to))
+            await asyncio.sleep(1.0)  # py-spy attaches
+        cpu_before = {n.name: cpu_seconds(n.pid) for n in nodes} | {"client": time.process_time()}
+        start = time.perf_counter()
+
+        async def submit() -> None:
+            await send_all(tx, destination, payload, range(warm, warm + flow.count), senders)
+            flow.submit_s = time.perf_counter() - start
+
+        await asyncio.wait_for(asyncio.gather(submit(), receiver.run_until(warm + flow.count)), RUN_TIMEOUT_S)
+        flow.elapsed_s = time.perf_counter() - start
+        cpu_after = {n.name: cpu_seconds(n.pid) for n in nodes} | {"client": time.process_time()}
+        await ws.close()
+    missing = flow.count + warm - len(receiver.seen)
+    if missing or receiver.duplicates:
+        raise RuntimeError(f"{missing} bundles missing, {receiver.duplicates} duplicates")
+    flow.cpu_s = {name: cpu_after[name] - cpu_before[name] for name in cpu_after}
+    flow.peak_rss_kib = {n.name: status_kib(n.pid, "VmHWM") for n in nodes}
+    return flow
+
+
+def start_nodes(root: Path, count: int, durability: str) -> list[Dtnd]:
+    nodes = line_of_nodes(root, count, durability)
+    started: list[Dtnd] = []
+    try:
+        for node in nodes:
+            started.append(node.start())
+    except Exception:
+        stop_nodes(started)
+        raise
+    return nodes
+
+
+def stop_nodes(nodes: list[Dtnd]) -> None:
+    for node in nodes:
+        node.stop()
+
+
+def path_name(count: int) -> str:
+    return "2 nodes" if count == 2 else "relay"
+
+
+async def measure_path(root: Path, count: int, durability: str, sizes: list[tuple[int, int]], senders: int,
+                       window: int, profile_to: Path | None) -> list[Flow]:
+    nodes = start_nodes(root / f"{path_name(count).replace(' ', '')}-{durability}", count, durability)
+    profilers: list[subprocess.Popen[bytes]] = []
+    flows = []
+    try:
+        await wait_links(nodes)
+        for payload_bytes, n in sizes:
+            flow = Flow(path_name(count), durability, payload_bytes, n)
+            profile = profile_to if payload_bytes == KiB else None
+            flows.append(await measure_flow(nodes, flow, senders, window, profilers, profile))
+            stop_profilers(profilers)
+            profilers.clear()
+    finally:
+        stop_profilers(profilers)
+        stop_nodes(nodes)
+    return flows
+
+
+# --- the largest payload: peak RSS -----------------------------------------------------------------------------
+
+
+@dataclass
+class Large:
+    payload_bytes: int
+    elapsed_s: float
+    idle_rss_kib: dict[str, int]
+    peak_rss_kib: dict[str, int]
+
+
+async def measure_large(root: Path, durability: str, payload_bytes: int) -> Large:
+    """One payload of ``payload_bytes`` streamed from a file (``send_file``) across sender -> relay -> receiver,
+    received by long poll and acknowledged, on fresh processes; their peak RSS before and after."""
+    nodes = start_nodes(root / f"large-{durability}", 3, durability)
+    try:
+        await wait_links(nodes)
+        idle = {n.name: status_kib(n.pid, "VmHWM") for n in nodes}
+        source = root / "large.bin"
+        with source.open("wb") as out:
+            for _ in range(payload_bytes // MiB):
+                out.write(os.urandom(MiB))
+            out.write(os.urandom(payload_bytes % MiB))
+        destination = f"ipn:{len(nodes)}.1"
+        async with DtnClient(nodes[0].api) as tx, DtnClient(nodes[-1].api) as rx:
+            await rx.register(destination)
+            start = time.perf_counter()
+            await tx.send_file(destination, source)
+            delivery = await rx.receive(destination, timeout_s=RUN_TIMEOUT_S)
+            if delivery is None or len(delivery.payload) != payload_bytes:
+                raise RuntimeError("the large payload did not arrive whole")
+            if not await rx.acknowledge(delivery):
+                raise RuntimeError("the node refused the acknowledgement of the large payload")
+            elapsed = time.perf_counter() - start
+        peak = {n.name: status_kib(n.pid, "VmHWM") for n in nodes}
+        source.unlink()
+    finally:
+        stop_nodes(nodes)
+    return Large(payload_bytes, elapsed, idle, peak)
+
+
+# --- reference: raw sqlite3 ------------------------------------------------------------------------------------
+
+
+def raw_sqlite(root: Path, durability: str, payload_bytes: int, count: int) -> dict[str, float]:
+    """bundles/s of raw sqlite3 inserting ``payload_bytes`` blobs (store benchmark, key+blob table, WAL) with one
+    COMMIT per 1, 10 and 100 inserts, at the synchronous level matching ``durability``; best of two runs."""
+    sync = "FULL" if durability == "power" else "NORMAL"
+    saved = store_bench.PAYLOAD
+    store_bench.PAYLOAD = os.urandom(payload_bytes)
+    rates: dict[str, float] = {}
+    try:
+        for tag in range(2):
+            where = root / f"raw-{durability}-{payload_bytes}-{tag}"
+            where.mkdir()
+            for key, value in store_bench.bench_raw(where, count, False, sync, tag).items():
+                rates[key] = max(rates.get(key, 0.0), value)
+            shutil.rmtree(where)
+    finally:
+        store_bench.PAYLOAD = saved
+    return rates
+
+
+# --- profiling -------------------------------------------------------------------------------------------------
+
+
+def py_spy() -> str | None:
+    here = Path(sys.executable).parent / "py-spy"
+    return str(here) if here.exists() else shutil.which("py-spy")
+
+
+def start_profilers(nodes: list[Dtnd], out: Path) -> list[subprocess.Popen[bytes]]:
+    exe = py_spy()
+    if exe is None:
+        raise RuntimeError("--profile needs py-spy: .venv/bin/pip install py-spy")
+    out.mkdir(parents=True, exist_ok=True)
+    procs = []
+    for node in nodes:
+        name = node.name.replace(":", "")
+        for fmt, suffix in (("flamegraph", "svg"), ("raw", "txt")):
+            procs.append(subprocess.Popen(
+                [exe, "record", "--pid", str(node.pid), "--rate", "200", "--nonblocking", "--format", fmt,
+                 "--output", str(out / f"{name}.{suffix}")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    return procs
+
+
+def stop_profilers(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+    for proc in procs:
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def frame_name(frame: str) -> str:
+    """``func (path/to/module.py:123)`` -> ``func (module.py)`` (line numbers merged)."""
+    func, _, where = frame.partition(" (")
+    filename = where.rsplit(":", 1)[0].rstrip(")")
+    parts = filename.split("/")
+    short = "/".join(parts[parts.index("dtn"):]) if "dtn" in parts else parts[-1]
+    return f"{func} ({short})"
+
+
+def summarise_profile(collapsed: Path, top: int = 25) -> str:
+    """The costliest functions of a py-spy collapsed-stack file: own samples and cumulative samples (a function
+    counted once per stack), in % of all samples."""
+    own: Counter[str] = Counter()
+    cumulative: Counter[str] = Counter()
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        frames = [frame_name(f) for f in stack.split(";")]
+        total += count
+        own[frames[-1]] += count
+        for name in set(frames):
+            cumulative[name] += count
+    if not total:
+        return "(no samples)"
+    lines = [f"{total} samples; own = in the function itself, cum = in it or below"]
+    lines.append(f"{'own %':>7} {'cum %':>7}  function")
+    for name, count in own.most_common(top):
+        lines.append(f"{100 * count / total:7.1f} {100 * cumulative[name] / total:7.1f}  {name}")
+    lines.append(f"{'cum %':>7}  cumulative (top {top})")
+    for name, count in cumulative.most_common(top):
+        lines.append(f"{100 * count / total:7.1f}  {name}")
+    return "\n".join(lines)
+
+
+# --- report ----------------------------------------------------------------------------------------------------
+
+
+def print_flows(flows: list[Flow]) -> None:
+    header = (f"{'path':<9}{'durability':<11}{'payload':>8}{'count':>7}{'bundles/s':>11}{'MB/s':>9}{'submit/s':>10}"
+              f"   CPU ms per bundle (sender, [relay,] receiver, client)   peak RSS MB per dtnd")
+    print(header)
+    for f in flows:
+        size = "1 KiB" if f.payload_bytes == KiB else "1 MiB" if f.payload_bytes == MiB else f"{f.payload_bytes}"
+        cpu = ", ".join(f"{1000 * s / f.count:.2f}" for s in f.cpu_s.values())
+        rss = ", ".join(f"{kib / 1024:.0f}" for kib in f.peak_rss_kib.values())
+        print(f"{f.path:<9}{f.durability:<11}{size:>8}{f.count:>7}{f.bundles_per_s:>11,.0f}{f.mb_per_s:>9,.1f}"
+              f"{f.count / f.submit_s:>10,.0f}   {cpu:<52}   {rss}")
+
+
+def print_targets(flows: list[Flow]) -> None:
+    def find(path: str, durability: str, size: int) -> Flow | None:
+        return next((f for f in flows if (f.path, f.durability, f.payload_bytes) == (path, durability, size)), None)
+
+    print(f"\nagainst the bar (ION, 2 nodes, RAM store: ~{ION_BUNDLES_PER_S:,.0f} bundles/s of 1 KB, "
+          f"~{ION_MB_PER_S:.0f} MB/s in 1 MB bundles; quoted, not measured)")
+    for durability in dict.fromkeys(f.durability for f in flows):
+        two_k, relay_k = find("2 nodes", durability, KiB), find("relay", durability, KiB)
+        two_m, relay_m = find("2 nodes", durability, MiB), find("relay", durability, MiB)
+        if two_k:
+            print(f"  {durability:<8} 2 nodes 1 KiB: {two_k.bundles_per_s / ION_BUNDLES_PER_S:6.1%} of ION "
+                  f"(milestone 50 %)" + (f"; relay = {relay_k.bundles_per_s / two_k.bundles_per_s:6.1%} of 2 nodes "
+                                         f"(target >= 50 %)" if relay_k else ""))
+        if two_m:
+            print(f"  {durability:<8} 2 nodes 1 MiB: {two_m.mb_per_s / ION_MB_PER_S:6.1%} of ION "
+                  f"(milestone 50 %)" + (f"; relay = {relay_m.mb_per_s / two_m.mb_per_s:6.1%} of 2 nodes "
+                                         f"(target >= 50 %)" if relay_m else ""))
+
+
+def print_raw(raw: dict[tuple[str, int], dict[str, float]], flows: list[Flow]) -> None:
+    print("\nreference, same run: raw sqlite3 (store benchmark, key+blob, WAL), inserts with one COMMIT per group")
+    for (durability, size), rates in raw.items():
+        best_node = max((f.bundles_per_s for f in flows if (f.durability, f.payload_bytes) == (durability, size)),
+                        default=0.0)
+        label = "1 KiB" if size == KiB else "1 MiB"
+        figures = "  ".join(f"{k}: {v:,.0f}/s ({v * size / 1e6:,.1f} MB/s)" for k, v in rates.items()
+                            if k.startswith("add/"))
+        ratio = f"  node best = {best_node / rates['add/1']:.1%} of add/1" if best_node else ""
+        print(f"  {durability:<8} {label}: {figures}{ratio}")
+
+
+def print_large(large: Large) -> None:
+    print(f"\nlargest payload the API accepts today: {large.payload_bytes / MiB:.2f} MiB across sender -> relay -> "
+          f"receiver in {large.elapsed_s:.2f} s ({large.payload_bytes / large.elapsed_s / 1e6:.0f} MB/s), "
+          f"received by long poll; the 1 GiB case needs streaming through the API and the store (not there yet)")
+    for name, peak in large.peak_rss_kib.items():
+        verdict = "ok" if peak / 1024 <= RSS_TARGET_MB else "over"
+        print(f"  {name}: peak RSS {peak / 1024:6.0f} MB (idle {large.idle_rss_kib[name] / 1024:4.0f} MB)  "
+              f"target <= {RSS_TARGET_MB:.0f} MB: {verdict}")
+
+
+async def amain(args: argparse.Namespace) -> int:
+    durabilities = ["power", "process"] if args.durability == "both" else [args.durability]
+    count_k = args.count or (300 if args.quick else 2000)
+    count_m = max(10, count_k // 10)
+    sizes = [(KiB, count_k), (MiB, count_m)]
+    print(f"dtnd over TCPCLv4 on 127.0.0.1, SQLite stores; {args.senders} concurrent API senders, WebSocket window "
+          f"{args.window}; {count_k} x 1 KiB and {count_m} x 1 MiB per run (after {WARMUP_BUNDLES} warm-up "
+          f"bundles); {os.cpu_count()} CPUs", flush=True)
+    flows: list[Flow] = []
+    raw: dict[tuple[str, int], dict[str, float]] = {}
+    large: Large | None = None
+    with tempfile.TemporaryDirectory(prefix="dtn-bench-node-") as tmp:
+        root = Path(tmp)
+        for durability in durabilities:
+            for count in (2, 3):
+                profile = args.profile if (args.profile and count == 3 and durability == durabilities[0]) else None
+                flows += await measure_path(root, count, durability, sizes, args.senders, args.window, profile)
+                print_flows(flows[-2:])
+            raw[(durability, KiB)] = raw_sqlite(root, durability, KiB, min(count_k, 2000))
+            raw[(durability, MiB)] = raw_sqlite(root, durability, MiB, min(count_m, 100))
+        if not args.no_large:
+            large = await measure_large(root, durabilities[0], LARGE_PAYLOAD_BYTES)
+    print()
+    print_flows(flows)
+    print_targets(flows)
+    print_raw(raw, flows)
+    if large is not None:
+        print_large(large)
+    if args.profile:
+        for name in ("ipn1", "ipn2", "ipn3"):
+            collapsed = args.profile / f"{name}.txt"
+            if collapsed.exists():
+                summary = summarise_profile(collapsed)
+                (args.profile / f"{name}.summary.txt").write_text(summary + "\n")
+                print(f"\nprofile of {name} (1 KiB relay run, {durabilities[0]}): {summary}")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer bundles (300 x 1 KiB, 30 x 1 MiB)")
+    parser.add_argument("--count", type=int, help="1 KiB bundles per run (default 2000; 1 MiB runs use a tenth)")
+    parser.add_argument("--durability", choices=["power", "process", "both"], default="both",
+                        help="store durability of the nodes (default both: power, then process)")
+    parser.add_argument("--senders", type=int, default=16, help="concurrent API senders (default 16)")
+    parser.add_argument("--window", type=int, default=64, help="WebSocket delivery window (default 64, the max)")
+    parser.add_argument("--no-large", action="store_true", help="skip the largest-payload peak RSS run")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="py-spy every dtnd of the 1 KiB relay run; flame graphs and summaries into DIR")
+    return asyncio.run(amain(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
