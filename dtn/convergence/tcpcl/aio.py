@@ -89,6 +89,7 @@ class TcpclLink(asyncio.BufferedProtocol):
         self._slot.set()
         self._writing_paused = False
         self._reading_paused = False
+        self._pump_scheduled = False
         self._tls_busy = False
         self._early: list[bytes] = []
         self._scratch: memoryview | None = None  # where bytes go that the session must not see
@@ -97,6 +98,7 @@ class TcpclLink(asyncio.BufferedProtocol):
         self._timer_at: float | None = None
         self._announced = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._deliveries: dict[int, asyncio.Task[None]] = {}  # received bundles the node is deciding on
         self.end_reason: SessionEnded | None = None
 
     # ------------------------------------------------------------------------------------------ Link
@@ -138,7 +140,7 @@ class TcpclLink(asyncio.BufferedProtocol):
             return SendResult(Outcome.FAILED, detail=str(exc))
         future: asyncio.Future[SendResult] = self._loop.create_future()
         self._sends[tid] = future
-        self._pump()
+        self._pump_soon()
         return await future
 
     async def close(self) -> None:
@@ -147,15 +149,17 @@ class TcpclLink(asyncio.BufferedProtocol):
             self.session.terminate(SessTermReason.UNKNOWN, self._loop.time())
             self._pump()
             try:
-                await asyncio.wait_for(asyncio.shield(self._closed), self._cl.config.close_timeout_s)
+                async with asyncio.timeout(self._cl.config.close_timeout_s):
+                    await asyncio.shield(self._closed)
             except TimeoutError:
                 if self._transport is not None:
                     self._transport.close()
-        for task in list(self._tasks):
+        for task in [*self._tasks, *self._deliveries.values()]:
             task.cancel()
 
     async def wait_up(self, timeout_s: float) -> None:
-        await asyncio.wait_for(asyncio.shield(self._up), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            await asyncio.shield(self._up)
 
     async def wait_closed(self) -> None:
         await asyncio.shield(self._closed)
@@ -258,9 +262,23 @@ class TcpclLink(asyncio.BufferedProtocol):
         if session.can_start_transfer or not session.established:
             self._slot.set()
 
+    def _pump_soon(self) -> None:
+        """``_pump`` now if nothing was pumped this way yet in this turn of the loop (no added latency), and
+        once more after the callbacks ready now have run: the segments of the other bundles sent (and the acks
+        of the other bundles the node decided) in the same turn go out together, in one write."""
+        if not self._pump_scheduled:
+            self._pump_scheduled = True
+            self._loop.call_soon(self._scheduled_pump)
+            self._pump()
+
+    def _scheduled_pump(self) -> None:
+        self._pump_scheduled = False
+        self._pump()
+
     def _on_event(self, event: Event) -> None:
         if isinstance(event, TransferReceived):
-            self._spawn(self._deliver(event))
+            # one task per bundle: the node commits bundles concurrently (group commit)
+            self._deliveries[event.transfer_id] = self._loop.create_task(self._deliver(event))
         elif isinstance(event, TransferAcked):
             self._resolve(event.transfer_id, SendResult(Outcome.ACKNOWLEDGED))
         elif isinstance(event, TransferRefused):
@@ -298,8 +316,10 @@ class TcpclLink(asyncio.BufferedProtocol):
         except Exception:  # the node failed to take it: the sender must not count it delivered
             log.exception("%s: bundle_received failed", self.link_id)
             reason = RefuseReason.NO_RESOURCES
+        finally:
+            self._deliveries.pop(event.transfer_id, None)
         self.session.finish_transfer(event.transfer_id, reason, self._loop.time())
-        self._pump()
+        self._pump_soon()
 
     def _start_tls(self, server_side: bool) -> None:
         cfg = self._cl.config
@@ -435,8 +455,8 @@ class TcpclConvergenceLayer:
         host, port = parse_address(address)
         loop = asyncio.get_running_loop()
         timeout = self.config.connect_timeout_s
-        _, link = await asyncio.wait_for(
-            loop.create_connection(lambda: TcpclLink(self, Role.ACTIVE), host, port), timeout)
+        async with asyncio.timeout(timeout):  # not wait_for: in 3.11 it can swallow a cancellation
+            _, link = await loop.create_connection(lambda: TcpclLink(self, Role.ACTIVE), host, port)
         try:
             await link.wait_up(timeout)
         except TimeoutError:

@@ -70,6 +70,19 @@ class SegmentFlag(IntFlag):
     START = 0x02
 
 
+# plain ints for the hot paths (IntFlag arithmetic goes through the enum machinery)
+_START = int(SegmentFlag.START)
+_END = int(SegmentFlag.END)
+_SEGMENT = int(MessageType.XFER_SEGMENT)
+_ACK = int(MessageType.XFER_ACK)
+_U64 = struct.Struct("!Q")
+_SEGMENT_HEAD = struct.Struct("!BQ")  # flags, transfer ID
+_ACK_BODY = struct.Struct("!BQQ")  # flags, transfer ID, acknowledged length
+_SEGMENT_START_HEADER = struct.Struct("!BBQI")  # type, flags, transfer ID, extension items length
+_SEGMENT_HEADER = struct.Struct("!BBQQ")  # type, flags, transfer ID, data length
+_ACK_MESSAGE = struct.Struct("!BBQQ")
+
+
 class SessTermFlag(IntFlag):
     REPLY = 0x01
 
@@ -210,11 +223,11 @@ class XferSegment:
 
     @property
     def start(self) -> bool:
-        return bool(self.flags & SegmentFlag.START)
+        return bool(self.flags & _START)
 
     @property
     def end(self) -> bool:
-        return bool(self.flags & SegmentFlag.END)
+        return bool(self.flags & _END)
 
     def to_bytes(self) -> bytes:
         return encode_segment_header(self.flags, self.transfer_id, len(self.data), self.extensions) + self.data
@@ -224,13 +237,13 @@ def encode_segment_header(
     flags: int, transfer_id: int, data_length: int, extensions: tuple[ExtensionItem, ...] = ()
 ) -> bytes:
     """Everything of an XFER_SEGMENT before its data (so big data can be written without a copy)."""
-    if flags & SegmentFlag.START:
-        items = encode_items(extensions)
-        return (struct.pack("!BBQI", MessageType.XFER_SEGMENT, flags, transfer_id, len(items)) + items
-                + struct.pack("!Q", data_length))
+    if flags & _START:
+        items = encode_items(extensions) if extensions else b""
+        return (_SEGMENT_START_HEADER.pack(_SEGMENT, flags, transfer_id, len(items)) + items
+                + _U64.pack(data_length))
     if extensions:
         raise ValueError("transfer extensions belong to the START segment only")
-    return struct.pack("!BBQQ", MessageType.XFER_SEGMENT, flags, transfer_id, data_length)
+    return _SEGMENT_HEADER.pack(_SEGMENT, flags, transfer_id, data_length)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +255,7 @@ class XferAck:
     acknowledged_length: int
 
     def to_bytes(self) -> bytes:
-        return struct.pack("!BBQQ", MessageType.XFER_ACK, self.flags, self.transfer_id, self.acknowledged_length)
+        return _ACK_MESSAGE.pack(_ACK, self.flags, self.transfer_id, self.acknowledged_length)
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,22 +323,16 @@ class SegmentView:
 
     @property
     def start(self) -> bool:
-        return bool(self.flags & SegmentFlag.START)
+        return bool(self.flags & _START)
 
     @property
     def end(self) -> bool:
-        return bool(self.flags & SegmentFlag.END)
+        return bool(self.flags & _END)
 
 
 _READ_CHUNK = 256 * 1024  # the smallest free space ``get_buffer`` offers
 _INITIAL_CAPACITY = 64 * 1024
 
-_START = int(SegmentFlag.START)
-_SEGMENT = int(MessageType.XFER_SEGMENT)
-_ACK = int(MessageType.XFER_ACK)
-_U64 = struct.Struct("!Q")
-_SEGMENT_HEAD = struct.Struct("!BQ")  # flags, transfer ID
-_ACK_BODY = struct.Struct("!BQQ")  # flags, transfer ID, acknowledged length
 
 
 class MessageParser:

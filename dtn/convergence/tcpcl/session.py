@@ -46,6 +46,8 @@ from dtn.convergence.tcpcl.messages import (
 )
 from dtn.errors import LocalProtocolError, RemoteProtocolError
 
+_START = int(SegmentFlag.START)
+_END = int(SegmentFlag.END)
 _DIRECT_WRITE_BYTES = 64 * 1024  # segment payloads at least this large are written as they are, not joined
 
 
@@ -713,7 +715,7 @@ class TcpclSession:
             start = not item.started
             chunk = item.data[item.offset : item.offset + mtu]
             end = item.offset + len(chunk) >= item.total
-            flags = (SegmentFlag.START if start else 0) | (SegmentFlag.END if end else 0)
+            flags = (_START if start else 0) | (_END if end else 0)
             extensions = (transfer_length_item(item.total),) if start and not end else ()
             header = encode_segment_header(flags, item.transfer_id, len(chunk), extensions)
             self._out.append(header)
@@ -732,7 +734,7 @@ class TcpclSession:
             if ack.transfer_id >= self._next_tid:
                 self._queue(MsgReject(MsgRejectReason.MESSAGE_UNEXPECTED, MessageType.XFER_ACK))
             return  # late ack of a transfer already refused or failed
-        if ack.flags & SegmentFlag.END and item.fully_sent and item.offset == ack.acknowledged_length:
+        if ack.flags & _END and item.fully_sent and item.offset == ack.acknowledged_length:
             del self._tx[ack.transfer_id]
             self._events.append(TransferAcked(ack.transfer_id))
             self._maybe_finish_ending()

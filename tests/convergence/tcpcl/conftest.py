@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ssl
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from cryptography import x509
@@ -16,6 +18,8 @@ from cryptography.x509.oid import NameOID
 
 from dtn.convergence.base import Link, RefuseReason
 from dtn.convergence.tcpcl import tls
+
+T = TypeVar("T")
 
 ID_ON_BUNDLE_EID = x509.ObjectIdentifier("1.3.6.1.5.5.7.8.11")
 
@@ -130,4 +134,11 @@ class Sink:
             async with self.changed:
                 await self.changed.wait_for(predicate)  # type: ignore[arg-type]
 
-        await asyncio.wait_for(waiter(), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            await waiter()
+
+
+async def within(awaitable: Awaitable[T], timeout_s: float) -> T:
+    """``await`` with a time limit (``asyncio.timeout``; ``wait_for`` in 3.11 can swallow a cancellation)."""
+    async with asyncio.timeout(timeout_s):
+        return await awaitable

@@ -25,7 +25,7 @@ from dtn.convergence.tcpcl.session import SessionConfig
 from dtn.convergence.tcpcl.tls import node_ids_from_certificate
 from dtn.errors import ConfigError
 
-from .conftest import Pki, Sink, make_pki
+from .conftest import Pki, Sink, make_pki, within
 from .helpers import vector
 
 G1 = vector("gen-bundle-G1-minimal")
@@ -212,7 +212,7 @@ async def test_slow_sink_slows_the_sender_and_bounds_reading() -> None:
         assert not any(s.done() for s in sends)
         assert server_link.session._parser.buffered <= 256 * 1024 + 64 * 1024 + 100
         gate.set()
-        results = await asyncio.wait_for(asyncio.gather(*sends), 30)
+        results = await within(asyncio.gather(*sends), 30)
         assert all(r.ok for r in results) and nodes.server_sink.sizes == [MiB] * 24
     finally:
         gate.set()
@@ -230,7 +230,7 @@ async def raw_handshake(address: str, keepalive_s: int = 0, segment_mru: int = M
     writer.write(ContactHeader().to_bytes() + SessInit(keepalive_s, segment_mru, 1 << 30, "ipn:66.0").to_bytes())
     parser = MessageParser(ParserLimits(max_segment_data=1 << 30))
     while True:
-        parser.feed(await asyncio.wait_for(reader.read(65536), 5))
+        parser.feed(await within(reader.read(65536), 5))
         if parser.next_contact_header() is not None:
             break
     while not isinstance(await next_message(reader, parser), SessInit):
@@ -240,7 +240,7 @@ async def raw_handshake(address: str, keepalive_s: int = 0, segment_mru: int = M
 
 async def next_message(reader: asyncio.StreamReader, parser: MessageParser) -> object:
     while (m := parser.next_message()) is None:
-        data = await asyncio.wait_for(reader.read(65536), 5)
+        data = await within(reader.read(65536), 5)
         if not data:
             return None
         parser.feed(data)
@@ -314,7 +314,7 @@ async def test_peer_disconnect_mid_transfer_fails_on_both_sides() -> None:
     client = TcpclConvergenceLayer("ipn:1.0", sink)
     try:
         link = await client.connect(f"tcpcl://127.0.0.1:{port}")
-        result = await asyncio.wait_for(link.send(bytes(8 * MiB)), 10)
+        result = await within(link.send(bytes(8 * MiB)), 10)
         assert result.outcome is Outcome.FAILED
         await sink.wait_for(lambda: len(sink.down) == 1)
         assert not link.is_up
@@ -328,10 +328,10 @@ async def test_hostile_garbage_is_cut_off() -> None:
     try:
         reader, writer = await asyncio.open_connection(*parse_address(nodes.address))
         writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 100)
-        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, no contact header, no SESS_TERM
+        assert await within(reader.read(), 5) == b""  # closed, no contact header, no SESS_TERM
         writer.close()
         for link in list(nodes.server.links):
-            await asyncio.wait_for(link.wait_closed(), 5)
+            await within(link.wait_closed(), 5)
         assert nodes.server.links == frozenset() and nodes.server_sink.up == []
     finally:
         await nodes.server.close()
@@ -371,13 +371,13 @@ async def test_slowloris_contact_header_times_out() -> None:
     try:
         reader, writer = await asyncio.open_connection(*parse_address(nodes.address))
         writer.write(b"dt")  # and never the rest
-        assert await asyncio.wait_for(reader.read(), 5) == b""
+        assert await within(reader.read(), 5) == b""
         writer.close()
         # in SESS_INIT: contact header, then a SESS_INIT that never completes
         reader, writer = await asyncio.open_connection(*parse_address(nodes.address))
         writer.write(ContactHeader().to_bytes() + SessInit(0, 1, 1, "ipn:5.0").to_bytes()[:10])
         parser = MessageParser()
-        parser.feed(await asyncio.wait_for(reader.readexactly(6), 5))
+        parser.feed(await within(reader.readexactly(6), 5))
         assert parser.next_contact_header() == ContactHeader()
         assert await read_until_eof(reader, parser) == [SessTerm(SessTermReason.CONTACT_FAILURE)]
         writer.close()
