@@ -55,7 +55,7 @@ class DiscardSink:
 # Every raw reference moves the same bytes as the TCPCLv4 run over one loopback connection: ``count`` messages
 # of ``size`` bytes, each framed by an 8-byte length and answered by a 1-byte acknowledgement, the sender
 # waiting for that acknowledgement before it sends the next message (as ``await link.send()`` does). They differ
-# only in what the receiver does with the bytes:
+# only in what the receiver does with the bytes (the sender writes 1 MiB pieces, as TCPCL writes segments):
 #   * ``raw_bulk(..., "streams")``: the idiomatic asyncio application, ``StreamReader.readexactly(size)``, which
 #     hands the receiver each message as one ``bytes`` object (what a CL must hand its node);
 #   * ``raw_bulk(..., "buffered")``: the fastest pure-asyncio receiver we know that still delivers each message
@@ -65,6 +65,8 @@ class DiscardSink:
 #     physical ceiling of one asyncio connection; informational.
 
 RAW_MODES = ("buffered", "streams", "discard")
+RAW_CHUNK_BYTES = 1 << 20  # the sender writes each message in pieces of TCPCL's default segment size ...
+RAW_WRITE_HIGH_WATER_BYTES = 4 << 20  # ... and waits (drain) above TCPCL's default write high-water mark
 
 
 class _RawReceiver(asyncio.BufferedProtocol):
@@ -135,13 +137,15 @@ async def raw_bulk(size: int, count: int, mode: str = "buffered",
                                           ssl=server_ssl)
     port = server.sockets[0].getsockname()[1]
     reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ssl_pair[1] if ssl_pair else None)
-    data = bytes(size)
+    writer.transport.set_write_buffer_limits(high=RAW_WRITE_HIGH_WATER_BYTES)  # as TcpclConfig's default
+    data = memoryview(bytes(size))
     header = size.to_bytes(8, "big")
     start = time.perf_counter()
     for _ in range(count):
         writer.write(header)
-        writer.write(data)
-        await writer.drain()
+        for offset in range(0, size, RAW_CHUNK_BYTES):  # written in segment-sized pieces, as TCPCL does
+            writer.write(data[offset : offset + RAW_CHUNK_BYTES])
+            await writer.drain()
         await reader.readexactly(1)
     elapsed = time.perf_counter() - start
     writer.close()

@@ -1,9 +1,13 @@
 """The asyncio adapter for TCPCLv4: sockets, TLS and timers around the sans-I/O ``TcpclSession``.
 
 ``TcpclConvergenceLayer`` implements ``dtn.convergence.base.ConvergenceLayer`` (scheme ``tcpcl``). Each TCP
-connection is one ``TcpclLink`` (an ``asyncio.Protocol`` and a ``Link``). Backpressure both ways: segments are
-produced only while the transport's write buffer is below its high-water mark, and the socket is not read while
-too many received bundles wait for the node (``BundleSink.bundle_received``) to commit them.
+connection is one ``TcpclLink`` (an ``asyncio.BufferedProtocol`` and a ``Link``). Backpressure both ways:
+segments are produced only while the transport's write buffer is below its high-water mark, and the socket is
+not read while too many received bundles wait for the node (``BundleSink.bundle_received``) to commit them.
+
+Hot path: the socket receives straight into the session parser's reused buffer, a bundle is copied once (into
+the ``bytes`` the node gets), large payloads are written from the sender's bundle without joining, and the
+writes of one turn of the event loop are coalesced (the first goes out at once).
 """
 
 from __future__ import annotations

@@ -344,7 +344,9 @@ class MessageParser:
     can ``recv_into`` the buffer directly. The buffer is one ``bytearray`` reused for the life of the parser.
 
     Buffered data never exceeds the largest message the limits allow plus the last chunk fed (or the free space
-    last offered by ``get_buffer``, at least a segment's missing bytes and at most ``_READ_CHUNK`` beyond)."""
+    last offered by ``get_buffer``: the rest of the partial message, or ``_READ_CHUNK``). The buffer's capacity
+    stays below twice the largest message plus ``_READ_CHUNK`` (twice, so that moving a partial message to the
+    front is rare) and grows only as bytes arrive."""
 
     __slots__ = ("limits", "_buf", "_start", "_end", "_need")
 
@@ -391,10 +393,15 @@ class MessageParser:
         self._end = end + size
 
     def get_buffer(self, sizehint: int = -1) -> memoryview:
-        """Free space to receive into (at least the rest of a partial segment); then call ``buffer_updated``."""
-        want = max(self._need, sizehint, _READ_CHUNK)
-        self._reserve(want)
-        return memoryview(self._buf)[self._end : self._end + want]
+        """Free space to receive into; then call ``buffer_updated``. ``sizehint`` is ignored (it is advisory).
+
+        The space covers the rest of a partial message when the buffer already has room for it; the buffer
+        grows only with what the peer has actually sent (at most doubling, plus ``_READ_CHUNK``), so a header
+        announcing a large segment commits no memory by itself."""
+        need = self._need
+        self._reserve(max(_READ_CHUNK, min(need, self._end - self._start + _READ_CHUNK)))
+        end = self._end
+        return memoryview(self._buf)[end : end + max(_READ_CHUNK, min(need, len(self._buf) - end))]
 
     def buffer_updated(self, nbytes: int) -> None:
         """``nbytes`` were written at the start of the space ``get_buffer`` returned."""

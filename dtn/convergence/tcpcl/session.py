@@ -1,7 +1,8 @@
 """TCPCLv4 session state machine (RFC 9174 §3.3, §4, §5, §6), sans-I/O.
 
-Bytes and ``now`` go in (``receive_data``, ``start_transfer``, ``finish_transfer``, ``handle_timer``,
-``terminate``); bytes (``data_to_send``) and events (``next_event``) come out. The adapter writes the bytes,
+Bytes and ``now`` go in (``receive_data``, or in place with ``get_buffer``/``buffer_updated``; ``start_transfer``,
+``finish_transfer``, ``handle_timer``, ``terminate``); bytes (``data_to_send``, or ``data_to_send_parts`` whose
+large payloads are views of the bundles sent) and events (``next_event``) come out. The adapter writes the bytes,
 hands events to the node, and calls ``handle_timer`` at ``next_deadline()``.
 
 The receiver acknowledges the last segment of a transfer only when the node says so (``finish_transfer``), after
@@ -70,9 +71,11 @@ class SessionConfig:
     """Local policy. Sizes in bytes, times in seconds."""
 
     keepalive_s: int = 60  # 0: we do not want keepalives
-    segment_mru: int = 1 << 20  # largest segment we accept
+    segment_mru: int = 1 << 20  # largest segment we accept (our receive buffer stays below ~2x this + 256 KiB)
     transfer_mru: int = 1 << 30  # largest bundle we accept
-    max_segment_bytes: int = 1 << 20  # we segment at min(peer's segment MRU, this)
+    # we segment at min(peer's segment MRU, this): payloads are written from the bundle, so large segments cost
+    # no copy; the transport may hold one segment beyond its high-water mark
+    max_segment_bytes: int = 4 << 20
     can_tls: bool = False
     require_tls: bool = False  # refuse a session that did not negotiate TLS
     require_node_id_auth: bool = True  # with TLS: the peer's SESS_INIT node ID must be in its certificate

@@ -80,12 +80,27 @@ def test_segment_view_is_the_payload_without_a_copy() -> None:
     assert isinstance(view.data, memoryview) and bytes(view.data) == b"payload"
 
 
-def test_get_buffer_offers_room_for_the_rest_of_a_partial_segment() -> None:
+def test_get_buffer_grows_with_what_arrives_then_offers_the_rest_of_a_segment() -> None:
     parser = MessageParser(ParserLimits(max_segment_data=4 << 20))
     raw = XferSegment(0x03, 1, bytes(3 << 20)).to_bytes()
     parser.feed(raw[:100])
     assert parser.next_message() is None
-    assert len(parser.get_buffer(-1)) >= len(raw) - 100  # one recv_into can complete it
+    assert len(parser.get_buffer(-1)) < 1 << 20  # a header announcing 3 MiB commits no 3 MiB by itself
+    assert len(parser._buf) < 1 << 20
+    reads = 0
+    for _ in range(2):  # the second segment lands in the buffer the first one grew
+        fed = 0 if reads else 100
+        reads = 0
+        while (m := parser.next_message_view()) is None:
+            space = parser.get_buffer(-1)
+            n = min(len(space), len(raw) - fed)
+            space[:n] = raw[fed : fed + n]
+            parser.buffer_updated(n)
+            fed += n
+            reads += 1
+        assert isinstance(m, SegmentView) and len(m.data) == 3 << 20
+    assert reads <= 2  # one read for the rest of the segment once the buffer is large enough
+    assert len(parser._buf) <= 2 * (len(raw) + 256 * 1024)
     with pytest.raises(ValueError):
         parser.buffer_updated(len(parser._buf) + 1)
 
