@@ -24,8 +24,12 @@ a ``dtnd`` <= 200 MB.
                                         [--senders N] [--window N] [--no-large] [--profile DIR]
 
 ``--profile DIR`` runs ``py-spy record`` (install it with ``.venv/bin/pip install py-spy``) on every ``dtnd`` of
-the 1 KiB relay run (power durability) and writes, per node, a flame graph (``NODE.svg``), the collapsed stacks
-(``NODE.txt``) and a summary of the costliest functions (own and cumulative share of the samples), printed too.
+the relay runs of the first durability and writes, per run (``DIR/1KiB``, ``DIR/1MiB``) and node, a flame graph of
+the busy samples (``ipnN.svg``), the collapsed stacks with idle samples (``ipnN.txt``) and a summary, printed too:
+how much of the time the event loop was not waiting in epoll, self time by component, the costliest functions.
+Samples outside epoll include time blocked in other system calls (fsync in a COMMIT) and time waiting for a CPU,
+so read them with the CPU figure from /proc printed beside them. Profiled runs are slower: take the throughput
+figures from a run without ``--profile``.
 """
 
 from __future__ import annotations
@@ -75,7 +79,13 @@ class Flow:
     elapsed_s: float = 0.0
     submit_s: float = 0.0
     cpu_s: dict[str, float] = field(default_factory=dict)
+    commits: dict[str, int] = field(default_factory=dict)
     peak_rss_kib: dict[str, int] = field(default_factory=dict)
+    profiled: Path | None = None
+
+    @property
+    def size(self) -> str:
+        return size_label(self.payload_bytes)
 
     @property
     def bundles_per_s(self) -> float:
@@ -84,6 +94,10 @@ class Flow:
     @property
     def mb_per_s(self) -> float:
         return self.count * self.payload_bytes / self.elapsed_s / 1e6
+
+
+def size_label(payload_bytes: int) -> str:
+    return "1 KiB" if payload_bytes == KiB else "1 MiB" if payload_bytes == MiB else f"{payload_bytes} B"
 
 
 # --- one flow --------------------------------------------------------------------------------------------------
@@ -170,6 +184,7 @@ async def measure_flow(nodes: list[Dtnd], flow: Flow, senders: int, window: int,
         if profile_to is not None and profilers is not None:
             profilers.extend(start_profilers(nodes, profile_to))
             await asyncio.sleep(1.0)  # py-spy attaches
+        commits_before = await commit_counts(nodes)
         cpu_before = {n.name: cpu_seconds(n.pid) for n in nodes} | {"client": time.process_time()}
         start = time.perf_counter()
 
@@ -180,13 +195,24 @@ async def measure_flow(nodes: list[Dtnd], flow: Flow, senders: int, window: int,
         await asyncio.wait_for(asyncio.gather(submit(), receiver.run_until(warm + flow.count)), RUN_TIMEOUT_S)
         flow.elapsed_s = time.perf_counter() - start
         cpu_after = {n.name: cpu_seconds(n.pid) for n in nodes} | {"client": time.process_time()}
+        commits_after = await commit_counts(nodes)
         await ws.close()
     missing = flow.count + warm - len(receiver.seen)
     if missing or receiver.duplicates:
         raise RuntimeError(f"{missing} bundles missing, {receiver.duplicates} duplicates")
     flow.cpu_s = {name: cpu_after[name] - cpu_before[name] for name in cpu_after}
+    flow.commits = {name: commits_after[name] - commits_before[name] for name in commits_after}
     flow.peak_rss_kib = {n.name: status_kib(n.pid, "VmHWM") for n in nodes}
     return flow
+
+
+async def commit_counts(nodes: list[Dtnd]) -> dict[str, int]:
+    """Store commits of each node so far (``/v1/statistics``)."""
+    counts = {}
+    for node in nodes:
+        async with DtnClient(node.api) as client:
+            counts[node.name] = int((await client.statistics())["commits"])
+    return counts
 
 
 def start_nodes(root: Path, count: int, durability: str) -> list[Dtnd]:
@@ -219,8 +245,9 @@ async def measure_path(root: Path, count: int, durability: str, sizes: list[tupl
         await wait_links(nodes)
         for payload_bytes, n in sizes:
             flow = Flow(path_name(count), durability, payload_bytes, n)
-            profile = profile_to if payload_bytes == KiB else None
-            flows.append(await measure_flow(nodes, flow, senders, window, profilers, profile))
+            if profile_to is not None:
+                flow.profiled = profile_to / size_label(payload_bytes).replace(" ", "")
+            flows.append(await measure_flow(nodes, flow, senders, window, profilers, flow.profiled))
             stop_profilers(profilers)
             profilers.clear()
     finally:
@@ -301,6 +328,8 @@ def py_spy() -> str | None:
 
 
 def start_profilers(nodes: list[Dtnd], out: Path) -> list[subprocess.Popen[bytes]]:
+    """Per node: collapsed stacks of the main thread including idle samples (``NODE.txt``, for the summary) and
+    a flame graph of the busy samples (``NODE.svg``)."""
     exe = py_spy()
     if exe is None:
         raise RuntimeError("--profile needs py-spy: .venv/bin/pip install py-spy")
@@ -308,11 +337,11 @@ def start_profilers(nodes: list[Dtnd], out: Path) -> list[subprocess.Popen[bytes
     procs = []
     for node in nodes:
         name = node.name.replace(":", "")
-        for fmt, suffix in (("flamegraph", "svg"), ("raw", "txt")):
-            procs.append(subprocess.Popen(
-                [exe, "record", "--pid", str(node.pid), "--rate", "200", "--nonblocking", "--format", fmt,
-                 "--output", str(out / f"{name}.{suffix}")],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for options, suffix in ((["--format", "raw", "--idle", "--rate", "200"], "txt"),
+                                (["--format", "flamegraph", "--rate", "50"], "svg")):
+            command = [exe, "record", "--pid", str(node.pid), "--nonblocking", *options,
+                       "--output", str(out / f"{name}.{suffix}")]
+            procs.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     return procs
 
 
@@ -328,7 +357,7 @@ def stop_profilers(procs: list[subprocess.Popen[bytes]]) -> None:
 
 
 def frame_name(frame: str) -> str:
-    """``func (path/to/module.py:123)`` -> ``func (module.py)`` (line numbers merged)."""
+    """``func (path/to/module.py:123)`` -> ``func (module.py)`` (line numbers merged; dtn paths kept)."""
     func, _, where = frame.partition(" (")
     filename = where.rsplit(":", 1)[0].rstrip(")")
     parts = filename.split("/")
@@ -336,31 +365,72 @@ def frame_name(frame: str) -> str:
     return f"{func} ({short})"
 
 
+#: Self time by component: the first rule matching a frame, from the leaf towards the root, names the component.
+COMPONENTS: tuple[tuple[str, str], ...] = (
+    ("SqlBundleStore.commit ", "store COMMIT (sqlite3, fsync)"),
+    ("dtn/storage/", "store statements (SQL execute, rows)"),
+    ("dtn/bundle/", "bundle codec and model"),
+    ("dtn/agent/", "agent (RFC 9171 procedures)"),
+    ("dtn/convergence/", "TCPCL (session, messages, adapter)"),
+    ("dtn/api/", "API handlers (dtn/api)"),
+    ("dtn/node.py", "node runtime (dtn/node.py)"),
+    ("_SelectorSocketTransport.write ", "socket send (transport.write)"),
+    ("aiohttp/", "aiohttp (HTTP and WebSocket)"),
+    ("json/", "json"),
+    ("logging/", "logging"),
+    ("enum.py", "enum (flag arithmetic)"),
+    ("asyncio/", "asyncio event loop"),
+    ("selectors.py", "asyncio event loop"),
+)
+
+
+def component(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        for needle, name in COMPONENTS:
+            if needle in frame:
+                return name
+    return "other"
+
+
+def is_idle(frames: list[str]) -> bool:
+    """The main thread waits in epoll (no ready event)."""
+    return frames[-1].startswith("EpollSelector.select ") or frames[-1].startswith("select (")
+
+
 def summarise_profile(collapsed: Path, top: int = 25) -> str:
-    """The costliest functions of a py-spy collapsed-stack file: own samples and cumulative samples (a function
-    counted once per stack), in % of all samples."""
+    """Summary of a py-spy raw file recorded with ``--idle``: how busy the event loop was, self time by
+    component, and the costliest functions (own and cumulative), in % of the busy samples."""
     own: Counter[str] = Counter()
     cumulative: Counter[str] = Counter()
-    total = 0
+    components: Counter[str] = Counter()
+    total = idle = 0
     for line in collapsed.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack:
             continue
         count = int(count_text)
-        frames = [frame_name(f) for f in stack.split(";")]
+        raw_frames = stack.split(";")
         total += count
+        if is_idle(raw_frames):
+            idle += count
+            continue
+        frames = [frame_name(f) for f in raw_frames]
+        components[component(raw_frames)] += count
         own[frames[-1]] += count
         for name in set(frames):
             cumulative[name] += count
-    if not total:
-        return "(no samples)"
-    lines = [f"{total} samples; own = in the function itself, cum = in it or below"]
-    lines.append(f"{'own %':>7} {'cum %':>7}  function")
-    for name, count in own.most_common(top):
-        lines.append(f"{100 * count / total:7.1f} {100 * cumulative[name] / total:7.1f}  {name}")
-    lines.append(f"{'cum %':>7}  cumulative (top {top})")
-    for name, count in cumulative.most_common(top):
-        lines.append(f"{100 * count / total:7.1f}  {name}")
+    busy = total - idle
+    if not busy:
+        return "(no busy samples)"
+    lines = [f"{total} samples of the main thread; busy {busy / total:.1%} of the time, waiting in epoll "
+             f"{idle / total:.1%}; figures below in % of the busy samples",
+             "self time by component:"]
+    lines += [f"  {100 * c / busy:6.1f}  {name}" for name, c in components.most_common()]
+    lines.append(f"{'own %':>7} {'cum %':>7}  function (top {top} by own time)")
+    lines += [f"{100 * c / busy:7.1f} {100 * cumulative[name] / busy:7.1f}  {name}" for name, c in own.most_common(top)]
+    lines.append(f"{'cum %':>7}  function (top {top} by cumulative time, below the event loop)")
+    inner = [(name, c) for name, c in cumulative.most_common() if c < 0.8 * busy]
+    lines += [f"{100 * c / busy:7.1f}  {name}" for name, c in inner[:top]]
     return "\n".join(lines)
 
 
@@ -369,14 +439,15 @@ def summarise_profile(collapsed: Path, top: int = 25) -> str:
 
 def print_flows(flows: list[Flow]) -> None:
     header = (f"{'path':<9}{'durability':<11}{'payload':>8}{'count':>7}{'bundles/s':>11}{'MB/s':>9}{'submit/s':>10}"
-              f"   CPU ms per bundle (sender, [relay,] receiver, client)   peak RSS MB per dtnd")
+              f"   CPU ms per bundle: sender [relay] receiver client   bundles per commit   peak RSS MB")
     print(header)
     for f in flows:
-        size = "1 KiB" if f.payload_bytes == KiB else "1 MiB" if f.payload_bytes == MiB else f"{f.payload_bytes}"
+        size = f.size
         cpu = ", ".join(f"{1000 * s / f.count:.2f}" for s in f.cpu_s.values())
         rss = ", ".join(f"{kib / 1024:.0f}" for kib in f.peak_rss_kib.values())
+        per_commit = ", ".join(f"{f.count / max(1, c):.1f}" for c in f.commits.values())
         print(f"{f.path:<9}{f.durability:<11}{size:>8}{f.count:>7}{f.bundles_per_s:>11,.0f}{f.mb_per_s:>9,.1f}"
-              f"{f.count / f.submit_s:>10,.0f}   {cpu:<52}   {rss}")
+              f"{f.count / f.submit_s:>10,.0f}   {cpu:<49}   {per_commit:<18}   {rss}")
 
 
 def print_targets(flows: list[Flow]) -> None:
@@ -448,13 +519,18 @@ async def amain(args: argparse.Namespace) -> int:
     print_raw(raw, flows)
     if large is not None:
         print_large(large)
-    if args.profile:
-        for name in ("ipn1", "ipn2", "ipn3"):
-            collapsed = args.profile / f"{name}.txt"
-            if collapsed.exists():
-                summary = summarise_profile(collapsed)
-                (args.profile / f"{name}.summary.txt").write_text(summary + "\n")
-                print(f"\nprofile of {name} (1 KiB relay run, {durabilities[0]}): {summary}")
+    for flow in flows:
+        if flow.profiled is None:
+            continue
+        for name, cpu_s in flow.cpu_s.items():
+            collapsed = flow.profiled / f"{name.replace(':', '')}.txt"
+            if not collapsed.exists():
+                continue
+            summary = (f"profile of {name} ({flow.path}, {flow.size}, {flow.durability}, {flow.bundles_per_s:,.0f} "
+                       f"bundles/s): CPU {cpu_s / flow.elapsed_s:.0%} of one core, {1000 * cpu_s / flow.count:.2f} "
+                       f"ms per bundle (/proc)\n" + summarise_profile(collapsed))
+            collapsed.with_suffix(".summary.txt").write_text(summary + "\n")
+            print("\n" + summary)
     return 0
 
 
