@@ -5,6 +5,11 @@ deadline. The durability rule holds by construction: every agent call that takes
 (reception from a CL, submission by an application, acknowledgement of a delivery) marks the node dirty and
 waits for the next group commit before it answers; actions (transmissions, deliveries) are carried out only
 after the commit that holds their bundles.
+
+Routing: contact graph routing over the contact plan (``config.plan``, replaced at run time by ``load_plan``),
+static routes as the fallback (``dtn.routing.plan_router``). Links to configured neighbours that the plan gives
+contacts to open and close with those contacts (``dtn.contact_schedule``); the other configured neighbours are
+kept connected all the time.
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ import contextlib
 import dataclasses
 import logging
 import time
+import tomllib
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from dtn import __version__
@@ -30,8 +37,14 @@ from dtn.bundle.flags import BundleFlag
 from dtn.bundle.ids import BundleId
 from dtn.clock import Clock, ScaledClock, SystemClock, datetime_to_dtn_ms, parse_utc
 from dtn.config import NodeConfig
+from dtn.contact_schedule import ContactSchedule, clock_rate
 from dtn.convergence.base import ConvergenceLayer, Link, LinkLimits, RefuseReason
 from dtn.errors import DecodeError, DtnError
+from dtn.routing.base import Priority
+from dtn.routing.contacts import ContactPlan, PlanError
+from dtn.routing.plan_fields import dtn_ms_to_iso, iso_to_dtn_ms
+from dtn.routing.plan_files import detect_format, parse_plan
+from dtn.routing.plan_router import PlanRouter, route_info_to_json
 from dtn.routing.static import StaticRouter, rule
 from dtn.storage.base import ANY_CONSTRAINT, BundleStore, Constraint
 from dtn.storage.sql import open_store
@@ -52,6 +65,8 @@ MAX_REMEMBERED_REPORTS = 10_000
 DELIVERY_LEASE_S = 30.0
 RECONNECT_MIN_S = 0.2
 RECONNECT_MAX_S = 30.0
+#: Destinations listed with their contact-graph route in ``routes()`` (the routing table), at most.
+MAX_TABLE_DESTINATIONS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +98,21 @@ async def wait_event(event: asyncio.Event, timeout_s: float | None) -> bool:
     return True
 
 
+def plan_format_of(name: str, text: str) -> str:
+    """The format of a plan: from the file name's extension, else from the content (TOML text that parses as
+    TOML with plan keys is TOML, even when it starts with a comment)."""
+    if Path(name).suffix.lower() in (".toml", ".json", ".rc", ".ionrc", ".ion"):
+        return detect_format(name, text)
+    if not text.lstrip().startswith("{"):
+        try:
+            doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError:
+            doc = {}
+        if doc and set(doc) <= {"epoch", "contact", "range", "format"}:
+            return "toml"
+    return detect_format(name, text)
+
+
 def make_clock(config: NodeConfig) -> Clock:
     if config.clock_rate == 1.0 and config.epoch is None:
         return SystemClock()
@@ -99,7 +129,12 @@ class Node:
         self.clock = clock or make_clock(config)
         self._given_store = store
         self.store: BundleStore | None = store
-        self.router = StaticRouter([rule(r.destination, r.via) for r in config.routes])
+        self.router = PlanRouter(parse_eid(config.node_id), StaticRouter([rule(r.destination, r.via)
+                                                                          for r in config.routes]))
+        self.plan_source: str | None = None
+        self.plan_format: str | None = None
+        self.contacts = ContactSchedule(self)
+        self._always_on: dict[str, asyncio.Task[None]] = {}  # neighbour node ID -> _keep_connected task
         self.agent: BundleAgent | None = None
         self.cls: dict[str, ConvergenceLayer] = {}
         self.listening: list[str] = []
@@ -129,6 +164,14 @@ class Node:
                 quota_bytes=config.store.quota_bytes,
                 dtn_ms=self.clock.dtn_ms(),
             )
+        if config.plan is not None:
+            try:
+                text = config.plan.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise PlanError(f"cannot read the contact plan: {exc.strerror}", source=str(config.plan)) from None
+            fmt = plan_format_of(str(config.plan), text)
+            self.router.load(parse_plan(text, fmt, source=str(config.plan)), self.clock.dtn_ms())
+            self.plan_source, self.plan_format = str(config.plan), fmt
         self.agent = BundleAgent(AgentConfig(parse_eid(self.node_id)), self.store, self.router)
         self._started_at = self.clock.now()
         resumed = self.agent.resume(self.clock.now(), self.clock.dtn_ms())
@@ -139,13 +182,7 @@ class Node:
         for url in config.listen:
             cl = self._cl_for(url)
             self.listening.append(await cl.listen(url))
-        for neighbour in config.neighbours:
-            self._tasks.append(
-                asyncio.create_task(
-                    self._keep_connected(neighbour.node_id, neighbour.url, neighbour.rate_bytes_per_s),
-                    name=f"dtn-neighbour {neighbour.node_id}",
-                )
-            )
+        self._follow_plan()
         self._mark_dirty()
         log.info("node %s started (dtn %s)", self.node_id, __version__)
 
@@ -154,6 +191,9 @@ class Node:
         if self._stopping:
             return
         self._stopping = True
+        await self.contacts.close()
+        self._tasks.extend(self._always_on.values())
+        self._always_on.clear()
         for task in self._tasks:
             task.cancel()
         for task in list(self._send_tasks):
@@ -198,30 +238,115 @@ class Node:
         """Use ``cl`` for its scheme (e.g. an in-memory CL for tests and the simulator); before ``start``."""
         self.cls[cl.scheme] = cl
 
+    async def _connect(self, node_id: str, url: str, rate_bytes_per_s: float | None) -> Link:
+        cl = self._cl_for(url)
+        if url.startswith(("udp://", "mem://")):
+            limits = LinkLimits(None, rate_bytes_per_s or None)
+            link: Link = await cl.connect(url, peer_node_id=node_id, limits=limits)  # type: ignore[call-arg]
+        else:
+            link = await cl.connect(url, peer_node_id=node_id)
+        return link
+
     async def _keep_connected(self, node_id: str, url: str, rate_bytes_per_s: float) -> None:
         """Open the link to a configured neighbour and reopen it, with backoff, whenever it drops."""
         delay = RECONNECT_MIN_S
-        cl = self._cl_for(url)
-        while not self._stopping:
-            link = self._links.get(node_id)
-            if link is not None and link.is_up:
-                await asyncio.sleep(min(delay, 1.0))
-                continue
-            try:
-                if url.startswith("udp://"):
-                    limits = LinkLimits(None, rate_bytes_per_s or None)
-                    link = await cl.connect(url, peer_node_id=node_id, limits=limits)  # type: ignore[call-arg]
-                else:
-                    link = await cl.connect(url, peer_node_id=node_id)
-            except (TimeoutError, OSError, DtnError) as exc:
-                log.debug("neighbour %s at %s: %s; retrying in %.1f s", node_id, url, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RECONNECT_MAX_S)
-                continue
-            delay = RECONNECT_MIN_S
-            self._register_link(node_id, link)
-            while link.is_up and not self._stopping:
-                await asyncio.sleep(0.5)
+        own: Link | None = None
+        try:
+            while not self._stopping:
+                link = self._links.get(node_id)
+                if link is not None and link.is_up:
+                    await asyncio.sleep(min(delay, 1.0))
+                    continue
+                try:
+                    own = await self._connect(node_id, url, rate_bytes_per_s)
+                except (TimeoutError, OSError, DtnError) as exc:
+                    log.debug("neighbour %s at %s: %s; retrying in %.1f s", node_id, url, exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RECONNECT_MAX_S)
+                    continue
+                delay = RECONNECT_MIN_S
+                self._register_link(node_id, own)
+                while own.is_up and not self._stopping:
+                    await asyncio.sleep(0.5)
+        except asyncio.CancelledError:
+            if own is not None and own.is_up and not self._stopping:
+                # The neighbour now follows the contact plan: the always-on link goes (in the background).
+                closing = asyncio.create_task(own.close(), name=f"dtn-neighbour close {node_id}")
+                self._send_tasks.add(closing)
+                closing.add_done_callback(self._send_tasks.discard)
+            raise
+
+    # --- the contact plan --------------------------------------------------------------------------------------
+
+    def _follow_plan(self) -> None:
+        """Schedule the links of planned neighbours; keep the other configured neighbours always connected."""
+        planned = {f"ipn:{n}.0" for n in self.router.scheduled_neighbours()}
+        entries = {}
+        for neighbour in self.config.neighbours:
+            if neighbour.node_id in planned:
+                number = parse_eid(neighbour.node_id).node  # type: ignore[union-attr]
+                entries[neighbour.node_id] = (neighbour.url, self.router.contact_windows(number))
+        for node_id in list(self._always_on):
+            if node_id in entries:
+                self._always_on.pop(node_id).cancel()
+        self.contacts.update(entries)
+        for neighbour in self.config.neighbours:
+            if neighbour.node_id not in entries and neighbour.node_id not in self._always_on:
+                self._always_on[neighbour.node_id] = asyncio.create_task(
+                    self._keep_connected(neighbour.node_id, neighbour.url, neighbour.rate_bytes_per_s),
+                    name=f"dtn-neighbour {neighbour.node_id}",
+                )
+
+    def load_plan(self, text: str, fmt: str | None = None, *, source: str = "<api>") -> ContactPlan:
+        """Replace the contact plan (any format; ``fmt`` None: detected). A relative plan starts now. Bundles
+        waiting in the store are routed again over the new plan and the links follow its contacts. Raises
+        ``PlanError`` (nothing changes) for a plan that cannot be read."""
+        self._agent()  # the node must be running
+        fmt = fmt or plan_format_of(source, text)
+        plan = parse_plan(text, fmt, source=source)
+        self.router.load(plan, self.clock.dtn_ms())
+        self.plan_source, self.plan_format = source, fmt
+        self._follow_plan()
+        self._reroute_all()
+        log.info("contact plan loaded from %s (%s): %d contacts, %d ranges", source, fmt, len(plan.contacts),
+                 len(plan.ranges))
+        return plan
+
+    def _reroute_all(self) -> None:
+        """Every bundle waiting to be forwarded is routed again (those in flight finish first)."""
+        agent = self._agent()
+        assert self.store is not None
+        for meta in self.store.with_constraint(Constraint.FORWARD_PENDING):
+            if meta.constraints & Constraint.FORWARD_PENDING:
+                self.store.set_constraints(meta.id, meta.constraints | Constraint.CONTRAINDICATED)
+        agent.retry_contraindicated(self.clock.now(), self.clock.dtn_ms())
+        self._mark_dirty()
+
+    async def open_link(self, node_id: str, url: str, rate_bytes_per_s: float | None) -> Link:
+        """For the contact schedule: open a link to ``node_id`` for its contact and register it."""
+        link = await self._connect(node_id, url, rate_bytes_per_s)
+        if self._stopping:
+            await link.close()
+            raise DtnError("node stopping")
+        self._register_link(node_id, link)
+        return link
+
+    def contact_missed(self, node_id: str, detail: str) -> None:
+        """The link of a contact that is on cannot be opened: bundles waiting for it go to later contacts."""
+        if self.agent is None or node_id in self._links:
+            return
+        self.router.contact_missed(parse_eid(node_id))
+        self.agent.retry_contraindicated(self.clock.now(), self.clock.dtn_ms())
+        self._mark_dirty()
+
+    def contact_over(self, node_id: str) -> None:
+        """A contact ended (or a new one starts): its neighbour is not missed any more; bundles that could not go
+        are routed again."""
+        if self.agent is None:
+            return
+        self.router.contact_over(parse_eid(node_id))
+        self.agent.retry_contraindicated(self.clock.now(), self.clock.dtn_ms())
+        self._mark_dirty()
 
     # --- the BundleSink side (called by the CLs) ---------------------------------------------------------------
 
@@ -256,6 +381,7 @@ class Node:
         self._mark_dirty()
 
     def link_down(self, link: Link, reason: str) -> None:
+        self.contacts.link_gone(link)
         for peer, known in list(self._links.items()):
             if known is link:
                 del self._links[peer]
@@ -345,8 +471,7 @@ class Node:
             deadline = agent.next_deadline()
             timeout = None
             if deadline is not None:
-                rate = getattr(self.clock, "rate", 1.0)
-                timeout = max(0.0, (deadline - self.clock.now()) / rate)
+                timeout = max(0.0, (deadline - self.clock.now()) / clock_rate(self.clock))
             await wait_event(self._timer_wake, timeout)
             if deadline is not None and self.clock.now() >= deadline:
                 agent.handle_timer(self.clock.now(), self.clock.dtn_ms())
@@ -521,7 +646,108 @@ class Node:
         ]
 
     def routes(self) -> list[dict[str, Any]]:
-        return [{"destination": r.pattern, "via": str(r.via), "kind": "static"} for r in self.router.rules]
+        """The routing table: the best contact-graph route to each node of the plan (at most
+        ``MAX_TABLE_DESTINATIONS``), then the static rules."""
+        rows: list[dict[str, Any]] = []
+        plan = self.router.plan
+        if plan is not None and self.router.cgr_enabled:
+            now_ms = self.clock.dtn_ms()
+            local = parse_eid(self.node_id).node  # type: ignore[union-attr]
+            for node in [n for n in plan.nodes() if n != local][:MAX_TABLE_DESTINATIONS]:
+                best = self.router.routes(node, now_ms, count=1)
+                if best:
+                    doc = route_info_to_json(best[0], self.router.origin_dtn_ms)
+                    rows.append({"destination": f"ipn:{node}.*", "via": doc["next_hop"], "kind": "cgr",
+                                 "hops": doc["hops"], "arrival_dtn_ms": doc["arrival_dtn_ms"]})
+        rows += [{"destination": r.pattern, "via": str(r.via), "kind": "static"} for r in self.router.static.rules]
+        return rows
+
+    def plan_summary(self) -> dict[str, Any]:
+        """What the node knows of its contact plan, and the contacts it follows with its neighbours."""
+        plan = self.router.plan
+        if plan is None:
+            return {"loaded": False}
+        now_ms = self.clock.dtn_ms()
+        neighbours = []
+        for node_id in sorted(self.contacts.neighbours):
+            windows = self.contacts.windows(node_id)
+            current = next((w for w in windows if w.start_ms <= now_ms < w.end_ms), None)
+            upcoming = next((w for w in windows if w.start_ms > now_ms), None)
+            link = self.contacts.link_of(node_id)
+            neighbours.append({
+                "node_id": node_id,
+                "contacts": len(windows),
+                "in_contact": current is not None,
+                "link_up": link is not None and link.is_up,
+                "current_end_dtn_ms": current.end_ms if current else None,
+                "next_start_dtn_ms": upcoming.start_ms if upcoming else None,
+            })
+        return {
+            "loaded": True,
+            "source": self.plan_source,
+            "format": self.plan_format,
+            "contacts": len(plan.contacts),
+            "ranges": len(plan.ranges),
+            "nodes": plan.nodes(),
+            "relative": plan.epoch_dtn_ms is None,
+            "origin_dtn_ms": self.router.origin_dtn_ms,
+            "origin_utc": dtn_ms_to_iso(self.router.origin_dtn_ms),
+            "now_s": (now_ms - self.router.origin_dtn_ms) / 1000,
+            "cgr": self.router.cgr_enabled,
+            "notes": list(plan.notes),
+            "scheduled_neighbours": neighbours,
+        }
+
+    def plan_routes(
+        self, destination: str, *, at: str | None = None, size_bytes: int = 0, count: int = 5,
+        priority: str = "standard",
+    ) -> dict[str, Any]:
+        """Ranked CGR routes from this node to ``destination`` (``ipn:N``, ``ipn:N.S`` or ``N``) at ``at``: None
+        (now), ``+SECONDS`` (from now), plan seconds, or ISO 8601 UTC. ValueError for bad input."""
+        text = destination.strip()
+        if text.isdigit():
+            text = f"ipn:{text}.0"
+        elif text.startswith("ipn:") and "." not in text:
+            text += ".0"
+        eid = parse_eid(text)
+        node = getattr(eid, "node", None)
+        if not isinstance(node, int):
+            raise ValueError(f"contact graph routing reaches ipn nodes only: {destination}")
+        if size_bytes < 0 or count < 1:
+            raise ValueError("size_bytes must be >= 0 and count >= 1")
+        try:
+            level = Priority[priority.upper()]
+        except KeyError:
+            raise ValueError(f"priority: {priority!r} is not bulk, standard or expedited") from None
+        at_ms = self._plan_instant(at)
+        origin = self.router.origin_dtn_ms
+        infos = self.router.routes(node, at_ms, count=count, size_bytes=size_bytes, priority=level)
+        return {
+            "from": self.node_id,
+            "to": f"ipn:{node}.0",
+            "at_s": (at_ms - origin) / 1000,
+            "at_dtn_ms": at_ms,
+            "size_bytes": size_bytes,
+            "plan_loaded": self.router.plan is not None,
+            "origin_dtn_ms": origin,
+            "routes": [route_info_to_json(i, origin) for i in infos],
+        }
+
+    def _plan_instant(self, at: str | None) -> int:
+        now_ms = self.clock.dtn_ms()
+        if at is None or not at.strip():
+            return now_ms
+        text = at.strip()
+        try:
+            if text.startswith("+"):
+                return now_ms + round(float(text[1:]) * 1000)
+            return self.router.origin_dtn_ms + round(float(text) * 1000)
+        except ValueError:
+            pass
+        try:
+            return iso_to_dtn_ms(text)
+        except ValueError:
+            raise ValueError(f"at: {at!r} is not +SECONDS, plan seconds nor an ISO 8601 UTC time") from None
 
     def statistics(self) -> dict[str, Any]:
         stats = self._agent().stats
