@@ -171,6 +171,30 @@ class DtnClient:
         result: list[dict[str, Any]] = await self._json("GET", "/routes", wait_s=0)
         return result
 
+    async def plan(self) -> dict[str, Any]:
+        """The node's contact plan summary (``{"loaded": false}`` without one)."""
+        result: dict[str, Any] = await self._json("GET", "/plan", wait_s=0)
+        return result
+
+    async def load_plan(self, text: str, fmt: str | None = None, *, name: str | None = None) -> dict[str, Any]:
+        """Replace the node's contact plan with ``text`` (``fmt``: toml, json, ion, hdtn; None: detected from
+        ``name`` and the text); returns the new plan's summary. A bad plan raises ``ApiError`` (400)."""
+        params = {k: v for k, v in (("format", fmt), ("name", name)) if v}
+        _, _, body = await self._request("POST", "/plan", params=params, data=text.encode("utf-8"))
+        result: dict[str, Any] = json.loads(body)
+        return result
+
+    async def plan_routes(self, destination: str, *, at: str | None = None, size_bytes: int = 0, count: int = 5,
+                          priority: str = "standard") -> dict[str, Any]:
+        """Ranked contact-graph routes from the node to ``destination`` at ``at`` (``+SECONDS``, plan seconds or
+        ISO 8601 UTC; None: now)."""
+        params = {"destination": destination, "size_bytes": str(size_bytes), "count": str(count),
+                  "priority": priority}
+        if at:
+            params["at"] = at
+        result: dict[str, Any] = await self._json("GET", "/plan/routes", params=params, wait_s=0)
+        return result
+
     async def statistics(self) -> dict[str, Any]:
         result: dict[str, Any] = await self._json("GET", "/statistics", wait_s=0)
         return result

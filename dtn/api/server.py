@@ -8,7 +8,10 @@ Routes (all under ``/v1``; errors are ``{"error": "..."}`` with a 4xx/5xx status
     GET    /v1/status                      node status (JSON)
     GET    /v1/neighbours                  configured and connected neighbours
     GET    /v1/bundles?limit=N             bundles in the store
-    GET    /v1/routes                      routing table
+    GET    /v1/routes                      routing table (best contact-graph route per plan node, static rules)
+    GET    /v1/plan                        the contact plan loaded and the contacts followed with neighbours
+    POST   /v1/plan?format=F&name=N        body = plan text (toml, json, ion, hdtn; default: detected): replace it
+    GET    /v1/plan/routes?destination=EID&at=T&size_bytes=B&count=N&priority=P   ranked CGR routes
     GET    /v1/statistics                  counters
     GET    /v1/endpoints                   registered endpoints
     POST   /v1/endpoints?endpoint=EID[&passive=true]    register
@@ -39,6 +42,7 @@ from dtn.bundle.eid import parse_eid
 from dtn.bundle.ids import BundleId
 from dtn.errors import DtnError, InvalidEid, StoreError, StoreFull
 from dtn.node import Node
+from dtn.routing.plan_files import FORMATS
 
 from .models import (
     H_BUNDLE_ID,
@@ -59,6 +63,8 @@ log = logging.getLogger("dtn.api")
 #: Longest long poll / report wait a request may ask for.
 MAX_WAIT_S = 300.0
 DEFAULT_WAIT_S = 30.0
+#: Largest contact plan accepted by POST /v1/plan (bytes of text).
+MAX_PLAN_BYTES = 64 * 1024 * 1024
 #: Largest WebSocket window (deliveries pushed and not yet acknowledged).
 MAX_WINDOW = 64
 READ_CHUNK_BYTES = 1 << 20
@@ -205,6 +211,44 @@ async def _bundles(request: web.Request) -> web.Response:
 
 async def _routes(request: web.Request) -> web.Response:
     return web.json_response(request.app[NODE_KEY].routes())
+
+
+async def _plan(request: web.Request) -> web.Response:
+    return web.json_response(request.app[NODE_KEY].plan_summary())
+
+
+async def _load_plan(request: web.Request) -> web.Response:
+    """Replace the node's contact plan with the request body; 400 names the line and field of a bad plan."""
+    fmt = request.query.get("format") or None
+    if fmt is not None and fmt not in FORMATS:
+        raise ApiError(400, f"format: {fmt!r} is not one of {', '.join(FORMATS)}")
+    name = request.query.get("name") or "<api>"
+    if request.content_length is not None and request.content_length > MAX_PLAN_BYTES:
+        raise ApiError(413, f"a plan of {request.content_length} bytes exceeds the limit of {MAX_PLAN_BYTES}")
+    body = await request.content.read(MAX_PLAN_BYTES + 1)
+    if len(body) > MAX_PLAN_BYTES:
+        raise ApiError(413, f"the plan exceeds the limit of {MAX_PLAN_BYTES} bytes")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "the plan must be UTF-8 text") from None
+    node = request.app[NODE_KEY]
+    node.load_plan(text, fmt, source=name)
+    return web.json_response(node.plan_summary())
+
+
+async def _plan_routes(request: web.Request) -> web.Response:
+    size = _int_param(request, "size_bytes", 0, 0, (1 << 63) - 1)
+    count = _int_param(request, "count", 5, 1, 100)
+    assert size is not None and count is not None
+    doc = request.app[NODE_KEY].plan_routes(
+        _param(request, "destination"),
+        at=request.query.get("at") or None,
+        size_bytes=size,
+        count=count,
+        priority=request.query.get("priority", "standard"),
+    )
+    return web.json_response(doc)
 
 
 async def _statistics(request: web.Request) -> web.Response:
@@ -378,6 +422,9 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", f"{PREFIX}/bundles", _bundles),
     ("POST", f"{PREFIX}/bundles", _send),
     ("GET", f"{PREFIX}/routes", _routes),
+    ("GET", f"{PREFIX}/plan", _plan),
+    ("POST", f"{PREFIX}/plan", _load_plan),
+    ("GET", f"{PREFIX}/plan/routes", _plan_routes),
     ("GET", f"{PREFIX}/statistics", _statistics),
     ("GET", f"{PREFIX}/endpoints", _endpoints),
     ("POST", f"{PREFIX}/endpoints", _register),
