@@ -20,7 +20,7 @@ about 4,000 bundles/s of 1 KB and about 500 MB/s in 1 MB bundles between two nod
 nodes reach half of that as a first milestone; the relay path at least half of the two-node figure; peak RSS of
 a ``dtnd`` <= 200 MB.
 
-    .venv/bin/python benchmarks/node.py [--quick] [--count N] [--durability power|process|both]
+    .venv/bin/python benchmarks/node.py [--quick] [--count N] [--durability power|process|both] [--repeat N]
                                         [--senders N] [--window N] [--no-large] [--profile DIR]
 
 ``--profile DIR`` runs ``py-spy record`` (install it with ``.venv/bin/pip install py-spy``) on every ``dtnd`` of
@@ -237,19 +237,24 @@ def path_name(count: int) -> str:
 
 
 async def measure_path(root: Path, count: int, durability: str, sizes: list[tuple[int, int]], senders: int,
-                       window: int, profile_to: Path | None) -> list[Flow]:
+                       window: int, repeat: int, profile_to: Path | None) -> list[Flow]:
+    """Start a line of ``count`` nodes; per payload size, the fastest of ``repeat`` flows (the first one
+    profiled when ``profile_to`` is given)."""
     nodes = start_nodes(root / f"{path_name(count).replace(' ', '')}-{durability}", count, durability)
     profilers: list[subprocess.Popen[bytes]] = []
     flows = []
     try:
         await wait_links(nodes)
         for payload_bytes, n in sizes:
-            flow = Flow(path_name(count), durability, payload_bytes, n)
-            if profile_to is not None:
-                flow.profiled = profile_to / size_label(payload_bytes).replace(" ", "")
-            flows.append(await measure_flow(nodes, flow, senders, window, profilers, flow.profiled))
-            stop_profilers(profilers)
-            profilers.clear()
+            tries = []
+            for attempt in range(repeat):
+                flow = Flow(path_name(count), durability, payload_bytes, n)
+                if profile_to is not None and attempt == 0:
+                    flow.profiled = profile_to / size_label(payload_bytes).replace(" ", "")
+                tries.append(await measure_flow(nodes, flow, senders, window, profilers, flow.profiled))
+                stop_profilers(profilers)
+                profilers.clear()
+            flows.append(max(tries, key=lambda f: f.bundles_per_s))
     finally:
         stop_profilers(profilers)
         stop_nodes(nodes)
@@ -498,7 +503,8 @@ async def amain(args: argparse.Namespace) -> int:
     sizes = [(KiB, count_k), (MiB, count_m)]
     print(f"dtnd over TCPCLv4 on 127.0.0.1, SQLite stores; {args.senders} concurrent API senders, WebSocket window "
           f"{args.window}; {count_k} x 1 KiB and {count_m} x 1 MiB per run (after {WARMUP_BUNDLES} warm-up "
-          f"bundles); {os.cpu_count()} CPUs", flush=True)
+          f"bundles), best of {args.repeat}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start",
+          flush=True)
     flows: list[Flow] = []
     raw: dict[tuple[str, int], dict[str, float]] = {}
     large: Large | None = None
@@ -507,7 +513,8 @@ async def amain(args: argparse.Namespace) -> int:
         for durability in durabilities:
             for count in (2, 3):
                 profile = args.profile if (args.profile and count == 3 and durability == durabilities[0]) else None
-                flows += await measure_path(root, count, durability, sizes, args.senders, args.window, profile)
+                flows += await measure_path(root, count, durability, sizes, args.senders, args.window,
+                                            1 if profile else args.repeat, profile)
                 print_flows(flows[-2:])
             raw[(durability, KiB)] = raw_sqlite(root, durability, KiB, min(count_k, 2000))
             raw[(durability, MiB)] = raw_sqlite(root, durability, MiB, min(count_m, 100))
@@ -540,6 +547,8 @@ def main() -> int:
     parser.add_argument("--count", type=int, help="1 KiB bundles per run (default 2000; 1 MiB runs use a tenth)")
     parser.add_argument("--durability", choices=["power", "process", "both"], default="both",
                         help="store durability of the nodes (default both: power, then process)")
+    parser.add_argument("--repeat", type=int, default=2,
+                        help="runs per figure on the same nodes, the fastest is kept (default 2; 1 with --profile)")
     parser.add_argument("--senders", type=int, default=16, help="concurrent API senders (default 16)")
     parser.add_argument("--window", type=int, default=64, help="WebSocket delivery window (default 64, the max)")
     parser.add_argument("--no-large", action="store_true", help="skip the largest-payload peak RSS run")
