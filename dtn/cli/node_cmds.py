@@ -1,7 +1,8 @@
 """``dtn status | neighbours | bundles | routes [--json] [--api ADDR]``: what a running node says about itself.
 
-``dtn routes DEST --plan FILE`` (the contact-plan route search of ``dtn.cli.routes_cmd``) stays as it is;
-``dtn routes`` without a destination and without ``--plan`` asks the running node for its routing table."""
+``dtn routes`` lives in ``dtn.cli.routes_cmd`` (ranked contact-graph routes from the node or a plan file); without
+a destination it prints the running node's routing table with ``routing_table`` below. When that module is not
+there, ``dtn routes`` here is the routing table alone."""
 
 from __future__ import annotations
 
@@ -24,11 +25,8 @@ def register(subparsers: Any) -> None:
              _print_neighbours, aliases=["neighbors"])
     bundles = _command(subparsers, "bundles", "bundles stored in the running node", _bundles_query, _print_bundles)
     bundles.add_argument("--limit", type=int, default=100, metavar="N", help="list at most N bundles (default 100)")
-    existing = getattr(subparsers, "choices", {}).get("routes")
-    if existing is None:
+    if "routes" not in getattr(subparsers, "choices", {}):
         _command(subparsers, "routes", "the running node's routing table", _routes_query, _print_routes)
-    else:
-        _extend_routes(existing)
 
 
 def _command(subparsers: Any, name: str, help_text: str, query: Query, show: Callable[[Any], None],
@@ -40,24 +38,9 @@ def _command(subparsers: Any, name: str, help_text: str, query: Query, show: Cal
     return parser
 
 
-def _extend_routes(parser: argparse.ArgumentParser) -> None:
-    """``dtn routes`` already searches contact plans; without ``--plan`` it now asks the running node."""
-    plan_func = parser.get_default("func")
-    for action in parser._actions:
-        if action.dest == "destination":
-            action.nargs = "?"
-            action.default = None
-        if action.dest == "token":
-            return  # extended already
-    parser.add_argument("--token", default=None, help="bearer token for the node's API (default $DTN_API_TOKEN)")
-
-    def routes(args: argparse.Namespace) -> int:
-        if plan_func is not None and (getattr(args, "plan", None) or args.destination is not None):
-            result: int = plan_func(args)  # a route search (with --plan; without, it explains what is needed)
-            return result
-        return ask_node(args, _routes_query, _print_routes)
-
-    parser.set_defaults(func=routes)
+def routing_table(args: argparse.Namespace) -> int:
+    """``dtn routes [--json]`` without a destination: the node's routing table (CGR next hops, static rules)."""
+    return ask_node(args, _routes_query, _print_routes)
 
 
 def ask_node(args: argparse.Namespace, query: Query, show: Callable[[Any], None]) -> int:
@@ -147,7 +130,7 @@ def _print_bundles(rows: list[dict[str, Any]]) -> None:
 
 
 def _print_routes(rows: list[dict[str, Any]]) -> None:
-    _table(rows, ["destination", "via", "kind"], "no routes")
+    _table(rows, ["destination", "via", "kind", "hops"], "no routes")
 
 
 def main(argv: list[str] | None = None) -> int:

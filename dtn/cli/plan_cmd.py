@@ -1,9 +1,10 @@
-"""``dtn plan show FILE`` and ``dtn plan convert IN OUT``: read, summarise and convert contact plans
-(our TOML/JSON, ION .rc, HDTN JSON)."""
+"""``dtn plan show FILE``, ``dtn plan convert IN OUT`` and ``dtn plan load FILE [--api ADDR]``: read, summarise
+and convert contact plans (our TOML/JSON, ION .rc, HDTN JSON), and replace the plan of a running node."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,14 @@ def register(subparsers: Any) -> None:
     convert.add_argument("--from", dest="from_format", choices=FORMATS, help="input format (default: from name)")
     convert.add_argument("--to", dest="to_format", choices=FORMATS, help="output format (default: from name)")
     convert.set_defaults(func=_convert)
+    load = sub.add_parser("load", help="replace the contact plan of the running node (bundles are routed again)")
+    load.add_argument("file")
+    load.add_argument("--format", choices=FORMATS, help="the file's format (default: from its name and content)")
+    load.add_argument("--json", action="store_true", help="print the node's answer as JSON")
+    load.add_argument("--api", metavar="ADDR", default=None,
+                      help="the node's API: HOST:PORT or unix:PATH (default $DTN_API or 127.0.0.1:4242)")
+    load.add_argument("--token", default=None, help="bearer token for the node's API (default $DTN_API_TOKEN)")
+    load.set_defaults(func=_load)
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -95,3 +104,38 @@ def _convert(args: argparse.Namespace) -> int:
     print(f"wrote {args.output} ({to_format}, {len(plan.contacts)} contacts, {len(plan.ranges)} ranges)",
           file=sys.stderr)
     return 0
+
+
+def _load(args: argparse.Namespace) -> int:
+    """Send the file's text to the node, which parses it (errors name the file, line and field) and routes over
+    it from now on; a relative plan starts when the node loads it."""
+    from dtn.api.client import DtnClient
+
+    from .common import EXIT_OK, client_from, run_client
+
+    try:
+        text = Path(args.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        detail = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        print(f"dtn plan: {args.file}: cannot read the plan: {detail}", file=sys.stderr)
+        return 1
+
+    async def work() -> int:
+        client: DtnClient
+        async with client_from(args) as client:
+            summary = await client.load_plan(text, args.format, name=args.file)
+        if args.json:
+            print(json.dumps(summary, indent=2, sort_keys=True))
+            return EXIT_OK
+        print(f"loaded {args.file} ({summary['format']}): {summary['contacts']} contacts, {summary['ranges']} "
+              f"ranges, nodes {', '.join(str(n) for n in summary['nodes']) or '-'}")
+        origin = "starts now (relative times)" if summary["relative"] else f"time 0 is {summary['origin_utc']}"
+        print(f"plan {origin}")
+        for row in summary["scheduled_neighbours"]:
+            state = "in contact" if row["in_contact"] else "waiting for its next contact"
+            print(f"neighbour {row['node_id']}: {row['contacts']} contacts, {state}")
+        for note in summary["notes"]:
+            print(f"note: {note}")
+        return EXIT_OK
+
+    return run_client("dtn plan", work)

@@ -1,4 +1,4 @@
-"""``dtn routes`` over plan files as a real subprocess."""
+"""``dtn routes`` over plan files and against a running dtnd, as real subprocesses."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.system.procs import dtnd, free_port
 
 PLANS = Path(__file__).resolve().parent.parent / "routing" / "plans"
 
@@ -44,7 +46,38 @@ def test_no_route_and_errors() -> None:
     assert result.returncode == 3 and "no route" in result.stdout
     result = dtn("routes", "ipn:4", "--plan", plan, "--from", "ipn:1", "--at", "2025-01-01T00:00:20Z", "--json")
     assert result.returncode == 0 and json.loads(result.stdout)["at_s"] == 20
-    result = dtn("routes", "ipn:4", "--api", "http://127.0.0.1:4243")
+    result = dtn("routes", "ipn:4", "--from", "ipn:1")
     assert result.returncode == 2 and "--plan" in result.stderr
+    result = dtn("routes", "--plan", plan, "--from", "ipn:1")
+    assert result.returncode == 2 and "DEST" in result.stderr
     result = dtn("routes", "dtn://x/", "--plan", plan, "--from", "ipn:1")
     assert result.returncode == 1 and "ipn" in result.stderr
+
+
+def test_routes_from_the_running_node(tmp_path: Path) -> None:
+    node = dtnd(tmp_path, "n1", "ipn:1", neighbours=[f"ipn:2=tcpcl://127.0.0.1:{free_port()}"],
+                routes=["ipn:9.*=ipn:2"], extra=["--plan", str(PLANS / "worked-example.ionrc")]).start()
+    try:
+        result = dtn("routes", "ipn:4.1", "--api", node.api, "--size", "1000", "--json",
+                     "--at", "2025-01-01T00:00:00Z")
+        assert result.returncode == 0, result.stderr
+        doc = json.loads(result.stdout)
+        assert doc["from"] == "ipn:1.0" and doc["at_s"] == 0
+        assert [(r["next_hop"], r["arrival_s"], r["projected_arrival_s"]) for r in doc["routes"]] == [
+            ("ipn:2.0", 52, 53), ("ipn:3.0", 75, 75)
+        ]
+        text = dtn("routes", "4", "--api", node.api, "--at", "0", "--count", "1")
+        assert text.returncode == 0, text.stderr
+        assert "1. via ipn:2.0  2 hops  arrival 52 s (2025-01-01T00:00:52Z)" in text.stdout
+        assert "1 -> 2  [0, 100) s" in text.stdout
+        # The plan's contacts are long over now: no route, exit 1 (3 is for a node that does not answer).
+        now = dtn("routes", "ipn:4", "--api", node.api)
+        assert now.returncode == 1 and "no route from ipn:1.0 to ipn:4.0" in now.stdout
+        table = json.loads(dtn("routes", "--json", "--api", node.api).stdout)
+        assert table == [{"destination": "ipn:9.*", "via": "ipn:2.0", "kind": "static"}]
+        bad = dtn("routes", "dtn://x/", "--api", node.api)
+        assert bad.returncode == 1 and "ipn" in bad.stderr
+    finally:
+        assert node.terminate() == 0, node.log()
+    gone = dtn("routes", "ipn:4", "--api", node.api)
+    assert gone.returncode == 3 and "not running" in gone.stderr
