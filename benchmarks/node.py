@@ -373,6 +373,7 @@ def frame_name(frame: str) -> str:
 #: Self time by component: the first rule matching a frame, from the leaf towards the root, names the component.
 COMPONENTS: tuple[tuple[str, str], ...] = (
     ("SqlBundleStore.commit ", "store COMMIT (sqlite3, fsync)"),
+    ("dtn/storage/payloads.py", "store payload files (write, fsync, read, unlink)"),
     ("dtn/storage/", "store statements (SQL execute, rows)"),
     ("dtn/bundle/", "bundle codec and model"),
     ("dtn/agent/", "agent (RFC 9171 procedures)"),
