@@ -189,3 +189,33 @@ async def test_static_rules_route_what_the_plan_does_not_reach(scene: Scene, tmp
     await sender.send("ipn:9.1", b"by the static rule")
     await wait_for(lambda: relay.status()["bundles_stored"] == 1)
     assert [r["kind"] for r in sender.routes()] == ["cgr", "static"]
+
+
+async def test_udp_sends_only_inside_the_contact_paced_at_its_rate(scene: Scene) -> None:
+    import socket
+
+    port = free_port(socket.SOCK_DGRAM)
+    url = f"udp://127.0.0.1:{port}"
+    placeholder = placeholder_plan(scene.tmp, [(1, 2)])
+    sender = await scene.node(1, None, {2: url}, placeholder)
+    receiver = await scene.node(2, url, {}, placeholder)
+    origin = (scene.clock.dtn_ms() // 1000 + 1) * 1000
+    window = (3.0, 9.0)
+    plan = ContactPlan((Contact(1, 2, *window, 50_000),), (Range(1, 2, 0, 1e6, 0),), origin)
+    sender.load_plan(format_plan(plan, "hdtn"), fmt="hdtn")
+    sent = [await sender.send("ipn:2.1", bytes(1000)) for _ in range(2)]
+    await wait_for(lambda: "ipn:2.0" in sender.status()["links_up"])
+    assert scene.plan_s(origin) >= window[0]
+    link = sender._links["ipn:2.0"]
+    assert link.limits.rate_bytes_per_s == 50_000 * RATE  # the contact's rate, on the scaled clock
+    got = []
+    for _ in sent:
+        delivery = await receiver.next_delivery("ipn:2.1", timeout_s=DEADLINE_S)
+        assert delivery is not None
+        got.append(delivery.bundle_id)
+    assert sorted(got) == sorted(sent)
+    await wait_for(lambda: "ipn:2.0" not in sender.status()["links_up"])
+    assert scene.plan_s(origin) >= window[1]
+    await sender.send("ipn:2.1", b"after the contact")
+    [waiting] = sender.bundles()
+    assert waiting["constraints"] == ["forward_pending", "contraindicated"]  # no contact left in the plan
