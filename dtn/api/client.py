@@ -324,7 +324,9 @@ class Subscription:
     async def __aenter__(self) -> Subscription:
         try:
             self._ws = await self._client._http().ws_connect(
-                self._client._ws_url(), params={"endpoint": self.endpoint, "window": str(self.window)}
+                self._client._ws_url(),
+                params={"endpoint": self.endpoint, "window": str(self.window)},
+                max_msg_size=0,  # the node bounds a payload by its largest bundle; aiohttp's 4 MiB default would cut it
             )
         except (aiohttp.ClientConnectorError, FileNotFoundError, ConnectionRefusedError) as exc:
             raise NodeNotRunning(self._client.address) from exc
@@ -364,8 +366,10 @@ class Subscription:
             if doc.get("type") == "error":
                 raise ApiError(400, str(doc.get("error")))
             data = await self._ws.receive()
+            if data.type == aiohttp.WSMsgType.ERROR:
+                raise ApiError(0, f"WebSocket error: {self._ws.exception()}")
             if data.type != aiohttp.WSMsgType.BINARY:
-                return
+                raise ApiError(0, f"WebSocket: expected the payload of {doc.get('id')}, got {data.type!r}")
             yield Delivery(
                 bundle_id=str(doc["id"]),
                 endpoint=str(doc["endpoint"]),

@@ -117,6 +117,18 @@ async def test_websocket_push_with_acknowledgements(api: Served) -> None:
         await asyncio.sleep(0.02)
 
 
+async def test_websocket_carries_payloads_larger_than_aiohttps_default_frame_limit(api: Served) -> None:
+    payload = bytes(range(256)) * (5 * 4096)  # 5 MiB
+    sent = await api.client.send("ipn:1.8", payload)
+    async with api.client.subscribe("ipn:1.8") as subscription:
+        async for delivery in subscription:
+            assert delivery.bundle_id == sent and delivery.payload == payload
+            await subscription.ack(delivery)
+            break
+        else:
+            raise AssertionError("the subscription ended without the 5 MiB delivery")
+
+
 async def test_unacknowledged_bundle_is_delivered_again_after_a_restart(tmp_path: Path) -> None:
     raw: dict[str, object] = {"node_id": "ipn:1", "data_dir": "n1"}
     first = await serve(tmp_path, raw)
