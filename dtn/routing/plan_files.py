@@ -3,6 +3,7 @@ Pure: takes and returns text (the CLI and the node read and write the files)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from dtn.routing.contacts import ContactPlan, PlanError
@@ -28,6 +29,9 @@ _WRITERS: dict[str, Callable[[ContactPlan], str]] = {
 }
 
 
+_TOML_KEY = re.compile(r"^[A-Za-z0-9_\-\.\"]+\s*=")
+
+
 def detect_format(name: str, text: str = "") -> str:
     """The format of a file from its name (``.toml``, ``.rc``/``.ionrc``, ``.json``) and, for JSON, its content
     (HDTN's contacts have ``source``/``dest``, ours ``from``/``to``)."""
@@ -44,8 +48,15 @@ def detect_format(name: str, text: str = "") -> str:
     stripped = text.lstrip()
     if stripped.startswith("{"):
         return "hdtn" if '"source"' in stripped[:4096] else "json"
-    if stripped.startswith(("a ", "@", "#", "m ", "d ")) or "a contact" in text:
-        return "ion"
+    for line in stripped.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue  # comments look the same in TOML and ION .rc
+        if line.startswith("[") or _TOML_KEY.match(line):
+            return "toml"
+        if line.startswith(("a ", "@", "m ", "d ", "r ", "s ", "x ", "1 ", "+")):
+            return "ion"
+        break
     raise PlanError("cannot tell the plan format from the name; give one of " + ", ".join(FORMATS), source=name)
 
 
