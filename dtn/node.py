@@ -577,13 +577,32 @@ class Node:
 
     async def acknowledge(self, endpoint: str, bundle_id: BundleId) -> bool:
         """The application has the bundle: release it (durable when this returns)."""
+        return (await self.acknowledge_many(endpoint, [bundle_id]))[0]
+
+    async def acknowledge_many(self, endpoint: str, bundle_ids: list[BundleId]) -> list[bool]:
+        """The application has these bundles: release them all, durable when this returns (one commit for the
+        lot). One answer per id: False for a bundle that was not waiting for ``endpoint``."""
         eid = str(parse_eid(endpoint))
-        queue = self._endpoints.get(eid)
-        if queue is not None:
-            queue.pending.pop(bundle_id, None)
-        done = self._agent().delivery_acknowledged(eid, bundle_id, self.clock.now(), self.clock.dtn_ms())
+        answers = self.release_deliveries(eid, bundle_ids)
         await self._committed()
-        return done
+        return answers
+
+    def release_deliveries(self, endpoint: str, bundle_ids: list[BundleId]) -> list[bool]:
+        """Hand the acknowledgements of ``bundle_ids`` to the agent (not yet durable: ``await committed()``
+        before telling the application). ``endpoint`` is a normalised EID text."""
+        agent = self._agent()
+        queue = self._endpoints.get(endpoint)
+        now, dtn_ms = self.clock.now(), self.clock.dtn_ms()
+        answers = []
+        for bundle_id in bundle_ids:
+            if queue is not None:
+                queue.pending.pop(bundle_id, None)
+            answers.append(agent.delivery_acknowledged(endpoint, bundle_id, now, dtn_ms))
+        return answers
+
+    async def committed(self) -> None:
+        """Return once a commit covering everything done so far has returned."""
+        await self._committed()
 
     async def wait_report(self, bundle_id: BundleId, kind: str, timeout_s: float | None) -> StatusReport | None:
         """The first status report about ``bundle_id`` asserting ``kind``; None on timeout."""

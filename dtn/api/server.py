@@ -354,7 +354,8 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
 
     For each delivery the server sends a text frame ``{"type": "delivery", "id", "endpoint", "source",
     "creation_ms", "file_name", "size_bytes"}`` followed by one binary frame holding the payload. The client
-    acknowledges with ``{"type": "ack", "id": ID}``; the server answers ``{"type": "ack", "id", "ok"}``. At most
+    acknowledges with ``{"type": "ack", "id": ID}``; the server answers ``{"type": "ack", "id", "ok"}`` once the
+    release is durable (the acks that arrive together share one commit). At most
     ``window`` deliveries (default 1) are outstanding; unacknowledged ones are offered again later (to this or
     another reader) when the connection closes."""
     node = request.app[NODE_KEY]
@@ -390,7 +391,35 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
             )
             await ws.send_bytes(delivery.payload)
 
+    acks: list[BundleId] = []
+    acks_ready = asyncio.Event()
+    reading = True
+
+    async def confirm() -> None:
+        """Acknowledge every ack that is ready in one commit, then confirm each (durable by then)."""
+        while reading or acks:
+            if not acks:
+                acks_ready.clear()
+                await acks_ready.wait()
+                continue
+            batch = acks[:]
+            del acks[:]
+            answers = node.release_deliveries(endpoint, batch)
+            for bundle_id in batch:
+                if bundle_id in outstanding:  # the application has it: the next delivery may go out
+                    outstanding.discard(bundle_id)
+                    slots.release()
+            await asyncio.shield(node.committed())
+            try:
+                for bundle_id, ok in zip(batch, answers, strict=True):
+                    if ws.closed:
+                        break
+                    await ws.send_str(json.dumps({"type": "ack", "id": str(bundle_id), "ok": ok}))
+            except (ConnectionError, RuntimeError):
+                pass  # the application went away; its acknowledgements stand
+
     pusher = asyncio.create_task(push(), name=f"dtn-api-ws {endpoint}")
+    confirmer = asyncio.create_task(confirm(), name=f"dtn-api-ws-ack {endpoint}")
     try:
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
@@ -403,15 +432,16 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
             except (ValueError, KeyError, AttributeError) as exc:
                 await ws.send_str(json.dumps({"type": "error", "error": f"bad message: {exc}"}))
                 continue
-            ok = await asyncio.shield(node.acknowledge(endpoint, bundle_id))
-            if bundle_id in outstanding:
-                outstanding.discard(bundle_id)
-                slots.release()
-            await ws.send_str(json.dumps({"type": "ack", "id": str(bundle_id), "ok": ok}))
+            acks.append(bundle_id)
+            acks_ready.set()
     finally:
         pusher.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await pusher
+        reading = False  # the acks received are still acknowledged (and committed) before the handler ends
+        acks_ready.set()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.shield(confirmer)
     return ws
 
 

@@ -1,0 +1,83 @@
+"""WebSocket acknowledgements: several acks that arrive together are released in one commit, each is confirmed
+only once durable, and acks sent just before the application closes the socket still count."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import aiohttp
+
+from dtn.api.models import PREFIX
+from dtn.bundle.ids import BundleId
+
+from .conftest import Served, serve, shut
+
+
+async def _deliveries(ws: aiohttp.ClientWebSocketResponse, count: int) -> list[str]:
+    ids = []
+    while len(ids) < count:
+        head = await asyncio.wait_for(ws.receive(), 10)
+        assert head.type == aiohttp.WSMsgType.TEXT, head
+        doc = json.loads(head.data)
+        assert doc["type"] == "delivery"
+        body = await asyncio.wait_for(ws.receive(), 10)
+        assert body.type == aiohttp.WSMsgType.BINARY
+        ids.append(str(doc["id"]))
+    return ids
+
+
+async def test_acks_sent_together_share_commits_and_each_is_confirmed(api: Served) -> None:
+    sent = [await api.client.send("ipn:1.5", f"bundle {i}".encode()) for i in range(8)]
+    url = f"{api.client._base}{PREFIX}/ws"
+    async with aiohttp.ClientSession() as http, http.ws_connect(
+        url, params={"endpoint": "ipn:1.5", "window": "8"}
+    ) as ws:
+        ids = await _deliveries(ws, 8)
+        assert ids == sent
+        await api.node.committed()
+        commits_before = api.node.commits
+        again = ids[0]  # acknowledged twice: the second is answered ok=false
+        for bundle_id in [*ids, again]:
+            await ws.send_str(json.dumps({"type": "ack", "id": bundle_id}))
+        confirmations = []
+        while len(confirmations) < 9:
+            msg = await asyncio.wait_for(ws.receive(), 10)
+            assert msg.type == aiohttp.WSMsgType.TEXT, msg
+            doc = json.loads(msg.data)
+            assert doc["type"] == "ack"
+            confirmations.append((doc["id"], doc["ok"]))
+            # confirmed means released: the bundle is gone from the store
+            assert api.node.store is not None and BundleId.parse(doc["id"]) not in api.node.store
+        assert confirmations == [*((i, True) for i in ids), (again, False)]
+        assert api.node.commits - commits_before < 9  # not one commit per acknowledgement
+    assert await api.client.bundles() == []
+
+
+async def test_acks_sent_before_closing_are_kept(tmp_path: Path) -> None:
+    raw: dict[str, object] = {"node_id": "ipn:1", "data_dir": "n1"}
+    served = await serve(tmp_path, raw)
+    try:
+        sent = [await served.client.send("ipn:1.6", f"bundle {i}".encode()) for i in range(4)]
+        url = f"{served.client._base}{PREFIX}/ws"
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(url, params={"endpoint": "ipn:1.6", "window": "4"})
+            ids = await _deliveries(ws, 4)
+            assert ids == sent
+            for bundle_id in ids:
+                await ws.send_str(json.dumps({"type": "ack", "id": bundle_id}))
+            await ws.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while await served.client.bundles():
+            assert loop.time() < deadline, "acknowledged bundles still stored after the socket closed"
+            await asyncio.sleep(0.02)
+    finally:
+        await shut(served)
+    again = await serve(tmp_path, raw)  # and the releases were durable
+    try:
+        assert await again.client.bundles() == []
+        assert await again.client.receive("ipn:1.6", timeout_s=0.2) is None
+    finally:
+        await shut(again)
