@@ -15,6 +15,7 @@ kept connected all the time.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import logging
@@ -145,6 +146,13 @@ class Node:
         self._reports_changed = asyncio.Event()
         self._dirty = asyncio.Event()
         self._commit_waiters: list[asyncio.Future[None]] = []
+        # A store whose commit may run in a worker thread (``thread_safe_commit``) commits there: the event loop
+        # keeps reading, parsing and writing meanwhile, and the work that touches the store waits for the commit
+        # to return (``_store_turn``), then joins the next group.
+        self._store_idle = asyncio.Event()
+        self._store_idle.set()
+        self._committer: concurrent.futures.ThreadPoolExecutor | None = None
+        self._commit_in_flight: asyncio.Future[None] | None = None
         self._timer_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._send_tasks: set[asyncio.Task[None]] = set()
@@ -173,6 +181,8 @@ class Node:
             self.router.load(parse_plan(text, fmt, source=str(config.plan)), self.clock.dtn_ms())
             self.plan_source, self.plan_format = str(config.plan), fmt
         self.agent = BundleAgent(AgentConfig(parse_eid(self.node_id)), self.store, self.router)
+        if getattr(self.store, "thread_safe_commit", False):
+            self._committer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="dtn-commit")
         self._started_at = self.clock.now()
         resumed = self.agent.resume(self.clock.now(), self.clock.dtn_ms())
         if resumed:
@@ -201,6 +211,12 @@ class Node:
         for task in [*self._tasks, *self._send_tasks]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self._commit_in_flight is not None:  # the commit loop was cancelled while its thread committed
+            with contextlib.suppress(Exception):
+                await asyncio.wait([self._commit_in_flight])
+        if self._committer is not None:
+            self._committer.shutdown(wait=True)
+        self._store_idle.set()
         for cl in self.cls.values():
             try:
                 async with asyncio.timeout(15):
@@ -352,6 +368,7 @@ class Node:
 
     async def bundle_received(self, link: Link, data: bytes) -> RefuseReason | None:
         agent = self._agent()
+        await self._store_turn()
         result = agent.receive(data, self.clock.now(), self.clock.dtn_ms(), from_node=link.peer_node_id)
         if not result.accepted:
             if result.refuse is not RefuseReason.COMPLETED:
@@ -401,6 +418,12 @@ class Node:
         self._dirty.set()
         self._timer_wake.set()
 
+    async def _store_turn(self) -> None:
+        """Return when no commit is running in the worker thread (the caller then uses the store and the agent
+        without awaiting in between, so its work joins the next commit)."""
+        while not self._store_idle.is_set():
+            await self._store_idle.wait()
+
     async def _committed(self) -> None:
         """Return once a commit covering everything done so far has returned."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -417,7 +440,19 @@ class Node:
             self._dirty.clear()
             waiters, self._commit_waiters = self._commit_waiters, []
             try:
-                store.commit()
+                if self._committer is None:
+                    store.commit()
+                else:
+                    self._store_idle.clear()
+                    in_flight = self._commit_in_flight = asyncio.get_running_loop().run_in_executor(
+                        self._committer, store.commit
+                    )
+                    try:
+                        await asyncio.shield(in_flight)
+                    finally:
+                        if in_flight.done():
+                            self._commit_in_flight = None
+                            self._store_idle.set()
             except DtnError as exc:
                 log.error("store commit failed: %s", exc)
                 for waiter in waiters:
@@ -461,6 +496,7 @@ class Node:
                     detail = result.detail or (result.reason.name if result.reason is not None else "")
         if not ok:
             log.info("transmission of %s to %s failed: %s", action.bundle_id, action.neighbour, detail)
+        await self._store_turn()
         agent.transfer_done(action.transmission_id, ok, self.clock.now(), self.clock.dtn_ms(), detail=detail)
         self._mark_dirty()
 
@@ -474,6 +510,7 @@ class Node:
                 timeout = max(0.0, (deadline - self.clock.now()) / clock_rate(self.clock))
             await wait_event(self._timer_wake, timeout)
             if deadline is not None and self.clock.now() >= deadline:
+                await self._store_turn()
                 agent.handle_timer(self.clock.now(), self.clock.dtn_ms())
                 self._dirty.set()
 
@@ -507,6 +544,7 @@ class Node:
         flags = BundleFlag(0)
         for kind in reports:
             flags |= REPORT_FLAGS[kind]
+        await self._store_turn()
         bundle_id = self._agent().submit(
             destination,
             payload,
@@ -544,6 +582,7 @@ class Node:
         loop = asyncio.get_running_loop()
         deadline = None if timeout_s is None else loop.time() + timeout_s
         while True:
+            await self._store_turn()
             now = time.monotonic()
             for bundle_id, lease_end in queue.pending.items():
                 if lease_end <= now:
@@ -583,14 +622,15 @@ class Node:
         """The application has these bundles: release them all, durable when this returns (one commit for the
         lot). One answer per id: False for a bundle that was not waiting for ``endpoint``."""
         eid = str(parse_eid(endpoint))
-        answers = self.release_deliveries(eid, bundle_ids)
+        answers = await self.release_deliveries(eid, bundle_ids)
         await self._committed()
         return answers
 
-    def release_deliveries(self, endpoint: str, bundle_ids: list[BundleId]) -> list[bool]:
+    async def release_deliveries(self, endpoint: str, bundle_ids: list[BundleId]) -> list[bool]:
         """Hand the acknowledgements of ``bundle_ids`` to the agent (not yet durable: ``await committed()``
         before telling the application). ``endpoint`` is a normalised EID text."""
         agent = self._agent()
+        await self._store_turn()
         queue = self._endpoints.get(endpoint)
         now, dtn_ms = self.clock.now(), self.clock.dtn_ms()
         answers = []

@@ -404,7 +404,7 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
                 continue
             batch = acks[:]
             del acks[:]
-            answers = node.release_deliveries(endpoint, batch)
+            answers = await asyncio.shield(node.release_deliveries(endpoint, batch))
             for bundle_id in batch:
                 if bundle_id in outstanding:  # the application has it: the next delivery may go out
                     outstanding.discard(bundle_id)

@@ -1,9 +1,11 @@
 """Large bundles as files beside the database.
 
-A file is written under a temporary name, flushed (and fsynced when the store must survive power loss),
-renamed to its final name, and the directory is fsynced; only then does the database row point to it. A crash
-can therefore leave a temporary file (never referenced) or a finished file whose row was not committed (an
-orphan); recovery removes both. Files are streamed in and out in chunks: a 1 GiB bundle is never in memory.
+A file is written under a temporary name, flushed and renamed to its final name; when the store must survive
+power loss, ``sync_files`` fsyncs the files written since the last commit and then their directory, once for the
+whole group, before the store commits the rows that point to them. A crash can therefore leave a temporary file
+(never referenced) or a finished file whose row was not committed (an orphan, perhaps incomplete); recovery
+removes both. Removing files needs no sync: a file whose removal a crash undid is an orphan too. Files are
+streamed in and out in chunks: a 1 GiB bundle is never in memory.
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ class PayloadFiles:
         return self.directory / name
 
     def write(self, first: bytes, rest: Iterable[bytes]) -> tuple[str, int]:
-        """Write ``first`` then every chunk of ``rest`` to a new file; returns (name, bytes written)."""
+        """Write ``first`` then every chunk of ``rest`` to a new file; returns (name, bytes written). Durable
+        against power loss only after ``sync_files``."""
         token = secrets.token_hex(16)
         name = token + SUFFIX
         temp = self.directory / (TEMP_PREFIX + token)
@@ -64,11 +67,7 @@ class PayloadFiles:
                     out.write(chunk)
                     size += len(chunk)
                 out.flush()
-                if self.sync:
-                    os.fsync(out.fileno())
             os.replace(temp, self.directory / name)
-            if self.sync:
-                self.sync_directory()
         except OSError as exc:
             self._unlink_quietly(temp)
             raise StoreError(os_error_message(exc, f"cannot write a bundle file in {self.directory}")) from exc
@@ -95,12 +94,21 @@ class PayloadFiles:
 
     def remove(self, names: Iterable[str]) -> None:
         """Remove files (missing ones are fine: a crash may have removed them already)."""
-        removed = False
         for name in names:
             self._unlink_quietly(self.path(name))
-            removed = True
-        if removed and self.sync:
+
+    def sync_files(self, names: Iterable[str]) -> None:
+        """fsync the files ``names`` (written by ``write``), then the directory: they survive power loss."""
+        try:
+            for name in names:
+                fd = os.open(self.path(name), os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
             self.sync_directory()
+        except OSError as exc:
+            raise StoreError(os_error_message(exc, f"cannot sync the bundle files in {self.directory}")) from exc
 
     def sync_directory(self) -> None:
         fd = os.open(self.directory, os.O_RDONLY)

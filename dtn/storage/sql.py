@@ -10,7 +10,8 @@ Durability levels:
 * ``Durability.PROCESS_CRASH``: a returned ``commit()`` survives the death of this process (SQLite WAL with
   ``synchronous=NORMAL``; PostgreSQL ``synchronous_commit=off``; payload files renamed into place unsynced).
 * ``Durability.POWER_LOSS``: it also survives an OS crash or power cut (SQLite ``synchronous=FULL``;
-  PostgreSQL ``synchronous_commit=on``; payload files and their directory fsynced before the row is written).
+  PostgreSQL ``synchronous_commit=on``; the payload files of a commit and their directory fsynced, once per
+  commit, before the rows pointing to them are committed).
 
 A single process owns a store (for several nodes in one PostgreSQL database, give each its own schema, e.g.
 ``...?options=-csearch_path%3Dnode4``).
@@ -21,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -127,8 +129,11 @@ def _make_engine(url: str, level: Durability) -> Engine:
         ) from exc
     if backend not in ("sqlite", "postgresql"):
         raise StoreError(f"unsupported store database {backend!r} in {url!r}: use sqlite:/// or postgresql+psycopg://")
+    # The store's one connection is used by the node's thread and by the thread that commits (see
+    # ``SqlBundleStore.thread_safe_commit``); the store serialises them with its own lock.
+    connect_args = {"check_same_thread": False} if backend == "sqlite" else {}
     try:
-        engine = create_engine(url, poolclass=NullPool)
+        engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
     except ImportError as exc:
         raise StoreError(
             f"the database driver for {url!r} is not installed ({exc}); for PostgreSQL install the pg extra "
@@ -185,12 +190,36 @@ def _default_payload_dir(engine: Engine) -> Path | None:
     return path.with_name(path.name + ".payloads")
 
 
+class _Result:
+    """What a statement returned, read while the store's lock was held."""
+
+    __slots__ = ("rows", "rowcount")
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self.rows = rows
+        self.rowcount = rowcount
+
+    def fetchone(self) -> Any:
+        return self.rows[0] if self.rows else None
+
+    def fetchall(self) -> list[Any]:
+        return self.rows
+
+
 class SqlBundleStore:
     """``BundleStore`` on SQLite or PostgreSQL. Create it with ``open_store``.
 
     Opening (schema, migrations, recovery) goes through a SQLAlchemy ``Connection``; after that every
     statement is a Core statement compiled once (``statements``) and run on the driver's cursor.
+
+    ``commit()`` may run in another thread than the other calls (``thread_safe_commit``): a lock serialises the
+    statements, the commit, and the writing of a bundle file with its row, so a call made while a commit runs
+    waits for it. In power-loss mode, the bundle files written since the last commit are fsynced (with their
+    directory, once) by ``commit()`` itself, before the rows pointing to them are committed.
     """
+
+    #: ``commit()`` may be called from a worker thread while the owner's thread waits or uses the store.
+    thread_safe_commit = True
 
     def __init__(
         self,
@@ -214,6 +243,7 @@ class SqlBundleStore:
         self._count = 0
         self._new_files: list[str] = []
         self._unlink_after_commit: list[str] = []
+        self._lock = threading.RLock()
         self.recovery = RecoveryReport()
 
     # -- opening, recovery, errors -------------------------------------------------------------------------
@@ -326,13 +356,14 @@ class SqlBundleStore:
             tombstones_purged=tombstones,
         )
 
-    def _x(self, prepared: Prepared, params: Mapping[str, Any]) -> Any:
-        """Run a prepared statement on the driver's cursor."""
-        cur = self._cur
-        if cur is None:
-            raise StoreError(f"the bundle store {self._where} is closed")
-        cur.execute(prepared.sql, prepared.params(params))
-        return cur
+    def _x(self, prepared: Prepared, params: Mapping[str, Any]) -> _Result:
+        """Run a prepared statement on the driver's cursor; its rows and row count."""
+        with self._lock:
+            cur = self._cur
+            if cur is None:
+                raise StoreError(f"the bundle store {self._where} is closed")
+            cur.execute(prepared.sql, prepared.params(params))
+            return _Result(cur.fetchall() if cur.description is not None else [], cur.rowcount)
 
     def _refresh_totals(self) -> None:
         row = self._x(self._sql.totals, {}).fetchone()
@@ -367,6 +398,10 @@ class SqlBundleStore:
 
     def _discard(self) -> None:
         """Roll back the open transaction and forget what it did (quietly: used on the error path)."""
+        with self._lock:
+            self._discard_locked()
+
+    def _discard_locked(self) -> None:
         try:
             if self._db is not None:
                 self._db.rollback()
@@ -418,6 +453,10 @@ class SqlBundleStore:
 
     def add(self, meta: BundleMeta, raw: bytes) -> bool:
         check_new_bundle(meta, len(raw))
+        with self._lock:
+            return self._add(meta, raw)
+
+    def _add(self, meta: BundleMeta, raw: bytes) -> bool:
         if self._payloads is not None and len(raw) > self._large_payload_bytes:
             if self.is_known(meta.id):
                 return False
@@ -432,6 +471,10 @@ class SqlBundleStore:
 
     def add_stream(self, meta: BundleMeta, chunks: Iterable[bytes]) -> bool:
         check_new_bundle(meta, None)
+        with self._lock:
+            return self._add_stream(meta, chunks)
+
+    def _add_stream(self, meta: BundleMeta, chunks: Iterable[bytes]) -> bool:
         if self.is_known(meta.id):
             return False
         self._check_quota(meta)
@@ -511,6 +554,10 @@ class SqlBundleStore:
         return io.BytesIO(payload or b"")
 
     def set_constraints(self, bundle_id: BundleId, constraints: Constraint) -> bool:
+        with self._lock:
+            return self._set_constraints(bundle_id, constraints)
+
+    def _set_constraints(self, bundle_id: BundleId, constraints: Constraint) -> bool:
         key = {"k": str(bundle_id)}
         try:
             if constraints:
@@ -571,17 +618,21 @@ class SqlBundleStore:
             raise self._error(exc, "purging tombstones") from exc
 
     def commit(self) -> None:
-        if self._db is None:
-            raise StoreError(f"the bundle store {self._where} is closed")
-        try:
-            self._db.commit()
-        except self._db_errors as exc:
-            raise self._error(exc, "committing the store") from exc
-        self._new_files.clear()
-        if self._unlink_after_commit and self._payloads is not None:
-            names, self._unlink_after_commit = self._unlink_after_commit, []
+        with self._lock:
+            if self._db is None:
+                raise StoreError(f"the bundle store {self._where} is closed")
+            payloads = self._payloads
+            if payloads is not None and payloads.sync and self._new_files:
+                payloads.sync_files(self._new_files)  # the files first: a committed row never lacks its file
             try:
-                self._payloads.remove(names)
+                self._db.commit()
+            except self._db_errors as exc:
+                raise self._error(exc, "committing the store") from exc
+            self._new_files.clear()
+            names, self._unlink_after_commit = self._unlink_after_commit, []
+        if names and payloads is not None:
+            try:
+                payloads.remove(names)
             except (OSError, StoreError):
                 logger.exception("could not remove deleted bundle files (recovery will)")
 
@@ -591,6 +642,10 @@ class SqlBundleStore:
 
     def close(self) -> None:
         """Release the store; uncommitted changes are discarded."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         if self._conn is not None:
             self._discard()
             if self._cur is not None:

@@ -292,3 +292,35 @@ def test_large_bundle_is_streamed_not_held_in_memory(tmp_path: Path) -> None:
     assert seen == total
     assert peak < 8 << 20, f"peak {peak} bytes: the bundle was held in memory"
     store.close()
+
+
+@pytest.mark.parametrize("store_url", SQL_BACKENDS, indirect=True)
+def test_commit_in_a_worker_thread_while_the_owner_keeps_using_the_store(store_url: str, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = reopen(store_url, tmp_path, durability=Durability.POWER_LOSS, large_payload_bytes=1000)
+    assert store.thread_safe_commit
+    added = [meta(n, size=5000 if n % 3 == 0 else 50) for n in range(40)]
+    with ThreadPoolExecutor(1) as pool:
+        pending = None
+        for m in added:
+            assert put(store, m)  # while the previous commit may be running in the worker
+            assert store.raw(m.id) == payload(m.id, m.size_bytes)
+            if m.id.sequence % 4 == 1:
+                store.delete(added[m.id.sequence - 1].id)
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(store.commit)
+        assert pending is not None
+        pending.result()
+    store.close()
+
+    store = reopen(store_url, tmp_path, durability=Durability.POWER_LOSS, large_payload_bytes=1000)
+    assert store.recovery.clean, str(store.recovery)
+    kept = [m for m in added if m.id.sequence % 4 != 0]
+    assert len(store) == len(kept) and store.bytes_used == sum(m.size_bytes for m in kept)
+    for m in kept:
+        assert store.raw(m.id) == payload(m.id, m.size_bytes)
+    assert store.payload_dir is not None
+    assert len(os.listdir(store.payload_dir)) == sum(1 for m in kept if m.size_bytes > 1000)
+    store.close()
