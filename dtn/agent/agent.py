@@ -16,6 +16,7 @@ that timeline.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from collections import deque
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ from dtn.storage.base import ANY_CONSTRAINT, BundleMeta, BundleStore, Constraint
 ECHO_SERVICE = 7
 #: Reports live as long as their subject, but at least this long (ION: at least 1 s).
 MIN_REPORT_LIFETIME_MS = 1_000
+#: Bundles held for local endpoints whose delivery-report needs the agent remembers (beyond: read from the store).
+MAX_HELD_SUBJECTS = 10_000
 _FAR_FUTURE_MS = 1 << 62
 
 
@@ -133,6 +136,8 @@ class BundleAgent:
         self._wakeup_tie = 0
         self._arrival_ms: dict[BundleId, int] = {}
         self._came_from: dict[BundleId, str] = {}
+        # Held for a local endpoint -> the subject of its delivery report, None when it asked for none.
+        self._held: dict[BundleId, Subject | None] = {}
         self._next_expiry_ms = _FAR_FUTURE_MS
         self._offset_s = 0.0  # now - dtn_ms/1000, refreshed on every call
         self._last_creation_ms = -1
@@ -191,10 +196,14 @@ class BundleAgent:
         meta = self.store.get(bundle_id)
         if meta is None or not meta.constraints & Constraint.LOCAL_ENDPOINT or meta.destination != endpoint:
             return False
-        bundle = self._load(bundle_id)
+        if bundle_id in self._held:
+            subject = self._held.pop(bundle_id)
+        else:  # held since before a restart, or beyond MAX_HELD_SUBJECTS
+            bundle = self._load(bundle_id)
+            subject = None if bundle is None else _subject(bundle)
         self.stats.delivered += 1
-        if bundle is not None:
-            self._report(_subject(bundle), StatusKind.DELIVERED, StatusReason.NO_INFO, now, dtn_ms)
+        if subject is not None:
+            self._report(subject, StatusKind.DELIVERED, StatusReason.NO_INFO, now, dtn_ms)
         self._set_constraints(meta, meta.constraints & ~Constraint.LOCAL_ENDPOINT)
         return True
 
@@ -387,7 +396,7 @@ class BundleAgent:
             meta, (meta.constraints | Constraint.FORWARD_PENDING) & ~Constraint.DISPATCH_PENDING
         )
         if pending is not None:
-            self._forward(pending, now, dtn_ms)
+            self._forward(pending, now, dtn_ms, bundle=bundle)
 
     def _deliver_locally(self, bundle: Bundle, meta: BundleMeta, now: float, dtn_ms: int) -> None:
         if bundle.is_fragment:
@@ -411,6 +420,9 @@ class BundleAgent:
         held = self._set_constraints(
             meta, (meta.constraints | Constraint.LOCAL_ENDPOINT) & ~Constraint.DISPATCH_PENDING
         )
+        if held is not None and len(self._held) < MAX_HELD_SUBJECTS:
+            subject = _subject(bundle)
+            self._held[held.id] = subject if subject.requested(StatusKind.DELIVERED) else None
         if held is not None and self.registrations.is_active(endpoint):
             self._actions.append(Deliver(endpoint, held.id))
 
@@ -460,7 +472,9 @@ class BundleAgent:
 
     # --- forwarding (§5.4) -------------------------------------------------------------------------------
 
-    def _forward(self, meta: BundleMeta, now: float, dtn_ms: int) -> None:
+    def _forward(self, meta: BundleMeta, now: float, dtn_ms: int, *, bundle: Bundle | None = None) -> None:
+        """Route ``meta`` and transmit it or wait; ``bundle``: the bundle itself when the caller has it decoded
+        (saves reading it back from the store)."""
         if meta.id in self._flights:
             return
         destination = parse_eid(meta.destination)
@@ -475,7 +489,7 @@ class BundleAgent:
         if isinstance(decision, ForwardNow):
             neighbour = str(decision.neighbour)
             if neighbour in self._links:
-                self._transmit(meta, neighbour, decision.booking, now, dtn_ms)
+                self._transmit(meta, neighbour, decision.booking, now, dtn_ms, bundle=bundle)
                 return
             self._release(decision.booking)
             decision = NoRoute(StatusReason.NO_TIMELY_CONTACT, f"link to {neighbour} is down")
@@ -487,8 +501,12 @@ class BundleAgent:
         # NoRoute: forwarding contraindicated; retried when links or the plan change, deleted at expiry.
         self._set_constraints(meta, meta.constraints | Constraint.CONTRAINDICATED)
 
-    def _transmit(self, meta: BundleMeta, neighbour: str, booking: Booking | None, now: float, dtn_ms: int) -> None:
-        bundle = self._load(meta.id)
+    def _transmit(
+        self, meta: BundleMeta, neighbour: str, booking: Booking | None, now: float, dtn_ms: int,
+        *, bundle: Bundle | None = None,
+    ) -> None:
+        if bundle is None:
+            bundle = self._load(meta.id)
         if bundle is None:
             self._release(booking)
             return
@@ -621,6 +639,7 @@ class BundleAgent:
         self.store.set_constraints(meta.id, Constraint.NONE)
         self._arrival_ms.pop(meta.id, None)
         self._came_from.pop(meta.id, None)
+        self._held.pop(meta.id, None)
         self._count_deletion(meta.id, reason, "")
 
     def _count_deletion(self, bundle_id: BundleId, reason: StatusReason, detail: str) -> None:
@@ -669,6 +688,7 @@ class BundleAgent:
         if not constraints:
             self._arrival_ms.pop(meta.id, None)
             self._came_from.pop(meta.id, None)
+            self._held.pop(meta.id, None)
             return None
         return BundleMeta(
             meta.id, meta.destination, meta.expiry_dtn_ms, meta.size_bytes, constraints, meta.priority, meta.next_hop
@@ -695,7 +715,12 @@ _REPORT_FLAGS = (
 
 
 def _subject(bundle: Bundle) -> Subject:
-    return Subject(bundle.primary, len(bundle.payload))
+    """The subject of reports about ``bundle``: its primary block detached from the bytes it was decoded from
+    (a decoded primary keeps a view of them), so that remembering a subject does not keep a payload alive."""
+    primary = bundle.primary
+    if primary.image is not None:
+        primary = dataclasses.replace(primary)
+    return Subject(primary, len(bundle.payload))
 
 
 def _echo_endpoint(node_id: Eid) -> str:

@@ -330,3 +330,31 @@ def test_bundle_age_is_carried_forward() -> None:
     out = decode_bundle(net.wire[-1][2])
     assert out.block(BlockType.BUNDLE_AGE) is not None
     assert out.bundle_age_ms is not None and out.bundle_age_ms >= 1_000
+
+
+@pytest.mark.parametrize("restart", [False, True])
+def test_delivery_report_follows_the_acknowledgement_also_after_a_restart(restart: bool) -> None:
+    """The agent remembers what the delivery report of a held bundle needs; after a restart it reads it back."""
+    net = Net()
+    net.add("ipn:1.0", [("ipn:3.*", "ipn:3.0")])
+    store = MemoryBundleStore()
+    net.add("ipn:3.0", [("ipn:1.*", "ipn:1.0")], store=store)
+    net.connect("ipn:1.0", "ipn:3.0")
+    net.register("ipn:3.0", "ipn:3.1")
+    net.nodes["ipn:3.0"].auto_ack = False
+    asked = net.send("ipn:1.0", "ipn:3.1", b"tell me", flags=BundleFlag.REPORT_DELIVERY)
+    quiet = net.send("ipn:1.0", "ipn:3.1", b"no report")
+    net.run()
+    receiver = net.nodes["ipn:3.0"].agent
+    if restart:
+        receiver = BundleAgent(AgentConfig(parse_eid("ipn:3.0")), store, StaticRouter([]))
+        receiver.link_up("ipn:1.0", net.clock.now(), net.clock.dtn_ms())
+        receiver.resume(net.clock.now(), net.clock.dtn_ms())
+        net.nodes["ipn:3.0"].agent = receiver
+    for bundle_id in (asked, quiet):
+        assert receiver.delivery_acknowledged("ipn:3.1", bundle_id, net.clock.now(), net.clock.dtn_ms())  # type: ignore[arg-type]
+        assert not receiver.delivery_acknowledged("ipn:3.1", bundle_id, net.clock.now(), net.clock.dtn_ms())  # type: ignore[arg-type]
+    net.run()
+    delivered = [r.report.subject_id() for r in net.nodes["ipn:1.0"].reports if r.report.delivered.asserted]
+    assert delivered == [asked]
+    assert len(store) == 0
