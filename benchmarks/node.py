@@ -403,19 +403,28 @@ def is_idle(frames: list[str]) -> bool:
     return frames[-1].startswith("EpollSelector.select ") or frames[-1].startswith("select (")
 
 
+def is_worker(frames: list[str]) -> bool:
+    """A sample of another thread than the event loop's (the store's commit thread)."""
+    return "(threading.py" in frames[0]
+
+
 def summarise_profile(collapsed: Path, top: int = 25) -> str:
     """Summary of a py-spy raw file recorded with ``--idle``: how busy the event loop was, self time by
     component, and the costliest functions (own and cumulative), in % of the busy samples."""
     own: Counter[str] = Counter()
     cumulative: Counter[str] = Counter()
     components: Counter[str] = Counter()
-    total = idle = 0
+    total = idle = worker_commit = 0
     for line in collapsed.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack:
             continue
         count = int(count_text)
         raw_frames = stack.split(";")
+        if is_worker(raw_frames):
+            if any(f.startswith("SqlBundleStore.commit ") for f in raw_frames):
+                worker_commit += count
+            continue
         total += count
         if is_idle(raw_frames):
             idle += count
@@ -430,6 +439,7 @@ def summarise_profile(collapsed: Path, top: int = 25) -> str:
         return "(no busy samples)"
     lines = [f"{total} samples of the main thread; busy {busy / total:.1%} of the time, waiting in epoll "
              f"{idle / total:.1%}; figures below in % of the busy samples",
+             f"the commit thread was in SqlBundleStore.commit {worker_commit / total:.1%} of the time",
              "self time by component:"]
     lines += [f"  {100 * c / busy:6.1f}  {name}" for name, c in components.most_common()]
     lines.append(f"{'own %':>7} {'cum %':>7}  function (top {top} by own time)")

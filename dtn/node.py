@@ -60,6 +60,10 @@ REPORT_FLAGS = {
 }
 #: Transmissions in flight on one link at once (TCPCL carries several transfers; the rest wait).
 LINK_WINDOW = 32
+#: Bytes of encoded bundles handed to the convergence layers and not sent yet, above which new bundles from
+#: applications and neighbours wait before the agent takes them (bounded memory when bundles arrive faster than
+#: they leave).
+MAX_QUEUED_TRANSMIT_BYTES = 48 * 1024 * 1024
 #: Status reports remembered for ``wait_report`` (oldest forgotten first).
 MAX_REMEMBERED_REPORTS = 10_000
 #: A delivery handed to an application and not acknowledged is offered again after this long.
@@ -156,6 +160,9 @@ class Node:
         self._timer_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._send_tasks: set[asyncio.Task[None]] = set()
+        self._queued_transmit_bytes = 0
+        self._transmit_room = asyncio.Event()
+        self._transmit_room.set()
         self._started_at = 0.0
         self._stopping = False
         self.commits = 0
@@ -217,6 +224,7 @@ class Node:
         if self._committer is not None:
             self._committer.shutdown(wait=True)
         self._store_idle.set()
+        self._transmit_room.set()
         for cl in self.cls.values():
             try:
                 async with asyncio.timeout(15):
@@ -368,6 +376,7 @@ class Node:
 
     async def bundle_received(self, link: Link, data: bytes) -> RefuseReason | None:
         agent = self._agent()
+        await self._room_to_transmit()
         await self._store_turn()
         result = agent.receive(data, self.clock.now(), self.clock.dtn_ms(), from_node=link.peer_node_id)
         if not result.accepted:
@@ -417,6 +426,12 @@ class Node:
     def _mark_dirty(self) -> None:
         self._dirty.set()
         self._timer_wake.set()
+
+    async def _room_to_transmit(self) -> None:
+        """Wait while the bundles queued for the convergence layers exceed ``MAX_QUEUED_TRANSMIT_BYTES``."""
+        while self._queued_transmit_bytes > MAX_QUEUED_TRANSMIT_BYTES and not self._stopping:
+            self._transmit_room.clear()
+            await self._transmit_room.wait()
 
     async def _store_turn(self) -> None:
         """Return when no commit is running in the worker thread (the caller then uses the store and the agent
@@ -469,6 +484,7 @@ class Node:
         agent = self._agent()
         while (action := agent.next_action()) is not None:
             if isinstance(action, Transmit):
+                self._queued_transmit_bytes += len(action.data)
                 task = asyncio.create_task(self._transmit(action), name=f"dtn-send {action.bundle_id}")
                 self._send_tasks.add(task)
                 task.add_done_callback(self._send_tasks.discard)
@@ -482,6 +498,14 @@ class Node:
                 log.info("deleted %s: %s %s", action.bundle_id, action.reason.name.lower(), action.detail)
 
     async def _transmit(self, action: Transmit) -> None:
+        try:
+            await self._transmit_once(action)
+        finally:
+            self._queued_transmit_bytes -= len(action.data)
+            if self._queued_transmit_bytes <= MAX_QUEUED_TRANSMIT_BYTES:
+                self._transmit_room.set()
+
+    async def _transmit_once(self, action: Transmit) -> None:
         agent = self._agent()
         link = self._links.get(action.neighbour)
         ok, detail = False, "no link"
@@ -544,6 +568,7 @@ class Node:
         flags = BundleFlag(0)
         for kind in reports:
             flags |= REPORT_FLAGS[kind]
+        await self._room_to_transmit()
         await self._store_turn()
         bundle_id = self._agent().submit(
             destination,

@@ -282,13 +282,15 @@ class BundleAgent:
                 bundle = bundle.with_hop_count(hop_limit, 0)
             if file_name is not None:
                 bundle = bundle.with_extension_block(file_name_block(file_name, bundle.next_block_number()))
-            if not self.store.is_known(bundle.id):
+            raw = encode_bundle(bundle)
+            if len(raw) > self.config.max_bundle_bytes:
+                raise ValueError(
+                    f"bundle of {len(raw)} bytes exceeds this node's limit of {self.config.max_bundle_bytes}"
+                )
+            meta = self._meta(bundle, len(raw), Constraint.DISPATCH_PENDING, dtn_ms, priority)
+            if self.store.add(meta, raw):  # False: that id is known (e.g. from before a restart): the next one
                 break
-        raw = encode_bundle(bundle)
-        if len(raw) > self.config.max_bundle_bytes:
-            raise ValueError(f"bundle of {len(raw)} bytes exceeds this node's limit of {self.config.max_bundle_bytes}")
-        meta = self._meta(bundle, len(raw), Constraint.DISPATCH_PENDING, dtn_ms, priority)
-        self.store.add(meta, raw)
+        del raw  # stored: the encoded copy need not live while the bundle is dispatched
         self._arrival_ms[bundle.id] = dtn_ms
         self._note_expiry(meta.expiry_dtn_ms)
         self.stats.created += 1

@@ -284,17 +284,21 @@ async def _send(request: web.Request) -> web.Response:
     limit = max_payload_bytes(node)
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, f"payload of {request.content_length} bytes exceeds this node's limit of {limit}")
-    body = bytearray()
+    chunks: list[bytes] = []
+    size = 0
     async for chunk in request.content.iter_chunked(READ_CHUNK_BYTES):
-        body += chunk
-        if len(body) > limit:
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
             raise ApiError(413, f"payload exceeds this node's limit of {limit} bytes")
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)  # one copy at most
+    del chunks
     assert lifetime_ms is not None
     try:
         bundle_id = await asyncio.shield(
             node.send(
                 destination,
-                bytes(body),
+                body,
                 source=source,
                 lifetime_ms=lifetime_ms,
                 report_to=report_to,

@@ -358,3 +358,16 @@ def test_delivery_report_follows_the_acknowledgement_also_after_a_restart(restar
     delivered = [r.report.subject_id() for r in net.nodes["ipn:1.0"].reports if r.report.delivered.asserted]
     assert delivered == [asked]
     assert len(store) == 0
+
+
+def test_new_bundles_never_reuse_an_id_the_store_knows_after_a_restart() -> None:
+    store = MemoryBundleStore()
+    first = BundleAgent(AgentConfig(parse_eid("ipn:1.0")), store, StaticRouter([]))
+    kept = first.submit("ipn:9.1", b"kept", 0.0, 5_000)
+    gone = first.submit("ipn:9.1", b"gone", 0.0, 5_000)
+    store.delete(gone)  # a tombstone: still known
+    again = BundleAgent(AgentConfig(parse_eid("ipn:1.0")), store, StaticRouter([]))  # the clock did not move
+    fresh = again.submit("ipn:9.1", b"fresh", 0.0, 5_000)
+    assert fresh not in (kept, gone) and fresh.creation_ms == 5_000
+    assert decode_bundle(store.raw(fresh)).payload == b"fresh"
+    assert decode_bundle(store.raw(kept)).payload == b"kept"

@@ -122,3 +122,30 @@ async def test_a_node_resumes_stored_bundles_after_restart(tmp_path: Path) -> No
     finally:
         await sender.stop()
         await receiver.stop()
+
+
+async def test_senders_wait_while_queued_transmissions_exceed_the_budget(
+    line: list[Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the smallest budget every bundle waits for the one before it to leave, and all of them still arrive
+    (bounded memory without a deadlock); concurrent acknowledgements share commits."""
+    import dtn.node
+
+    monkeypatch.setattr(dtn.node, "MAX_QUEUED_TRANSMIT_BYTES", 0)
+    first, relay, last = line
+    last.register("ipn:3.1")
+    await wait_for(lambda: "ipn:2.0" in first.status()["links_up"] and "ipn:3.0" in relay.status()["links_up"])
+    payloads = [bytes([n]) * 20_000 for n in range(12)]
+    sent = await asyncio.wait_for(asyncio.gather(*(first.send("ipn:3.1", p) for p in payloads)), 30)
+    assert first._queued_transmit_bytes >= 0 and relay._queued_transmit_bytes >= 0
+    received = {}
+    while len(received) < len(sent):
+        delivery = await last.next_delivery("ipn:3.1", timeout_s=10)
+        assert delivery is not None
+        received[delivery.bundle_id] = delivery.payload
+    assert received == dict(zip(sent, payloads, strict=True))
+    commits = last.commits
+    assert await last.acknowledge_many("ipn:3.1", list(received)) == [True] * len(received)
+    assert last.commits - commits == 1
+    await wait_for(lambda: all(n.status()["bundles_stored"] == 0 for n in line))
+    assert first._queued_transmit_bytes == 0 and relay._queued_transmit_bytes == 0
