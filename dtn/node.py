@@ -80,7 +80,7 @@ class Delivery:
     endpoint: str
     source: str
     creation_ms: int
-    payload: bytes
+    payload: bytes | memoryview  # a view of the bundle as read from the store (no copy of a large payload)
     file_name: str | None
 
 
@@ -551,7 +551,7 @@ class Node:
     async def send(
         self,
         destination: str,
-        payload: bytes,
+        payload: bytes | memoryview,
         *,
         source: str | None = None,
         lifetime_ms: int = 86_400_000,
@@ -637,7 +637,7 @@ class Node:
             with contextlib.suppress(DecodeError):
                 file_name = read_file_name(name_block.data)
         p = bundle.primary
-        return Delivery(bundle_id, endpoint, str(p.source), p.creation_ms, bytes(bundle.payload), file_name)
+        return Delivery(bundle_id, endpoint, str(p.source), p.creation_ms, bundle.payload, file_name)
 
     async def acknowledge(self, endpoint: str, bundle_id: BundleId) -> bool:
         """The application has the bundle: release it (durable when this returns)."""

@@ -216,7 +216,7 @@ class BundleAgent:
     def submit(
         self,
         destination: Eid | str,
-        payload: bytes,
+        payload: bytes | memoryview,
         now: float,
         dtn_ms: int,
         *,
@@ -258,7 +258,7 @@ class BundleAgent:
     def _originate(
         self,
         destination: Eid,
-        payload: bytes,
+        payload: bytes | memoryview,
         dtn_ms: int,
         *,
         source: Eid,

@@ -284,15 +284,7 @@ async def _send(request: web.Request) -> web.Response:
     limit = max_payload_bytes(node)
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, f"payload of {request.content_length} bytes exceeds this node's limit of {limit}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_chunked(READ_CHUNK_BYTES):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"payload exceeds this node's limit of {limit} bytes")
-    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)  # one copy at most
-    del chunks
+    body = await _read_body(request, limit)
     assert lifetime_ms is not None
     try:
         bundle_id = await asyncio.shield(
@@ -316,7 +308,32 @@ async def _send(request: web.Request) -> web.Response:
                              status=201)
 
 
-async def _deliveries(request: web.Request) -> web.Response:
+async def _read_body(request: web.Request, limit: int) -> bytes | memoryview:
+    """The request body, read in chunks: into one buffer of the announced length (no second copy), else
+    joined; ``ApiError(413)`` beyond ``limit``."""
+    expected = request.content_length
+    if expected is not None and expected > READ_CHUNK_BYTES:
+        buffer = bytearray(expected)
+        size = 0
+        async for chunk in request.content.iter_chunked(READ_CHUNK_BYTES):
+            if size + len(chunk) > expected:
+                raise ApiError(400, f"the body is longer than its Content-Length of {expected} bytes")
+            buffer[size : size + len(chunk)] = chunk
+            size += len(chunk)
+        if size != expected:
+            raise ApiError(400, f"the body ended after {size} of its {expected} bytes")
+        return memoryview(buffer)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(READ_CHUNK_BYTES):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"payload exceeds this node's limit of {limit} bytes")
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _deliveries(request: web.Request) -> web.StreamResponse:
     endpoint = _endpoint(request)
     wait_s = _wait_param(request)
     delivery = await request.app[NODE_KEY].next_delivery(endpoint, wait_s)
@@ -330,7 +347,20 @@ async def _deliveries(request: web.Request) -> web.Response:
     }
     if delivery.file_name is not None:
         headers[H_FILE_NAME] = encode_file_name(delivery.file_name)
-    return web.Response(body=delivery.payload, headers=headers, content_type="application/octet-stream")
+    payload = delivery.payload
+    if len(payload) <= READ_CHUNK_BYTES:
+        return web.Response(body=payload, headers=headers, content_type="application/octet-stream")
+    # A large payload goes out in pieces, each once the socket took the one before: the transport never holds
+    # a second copy of it.
+    response = web.StreamResponse(headers=headers)
+    response.content_type = "application/octet-stream"
+    response.content_length = len(payload)
+    await response.prepare(request)
+    view = memoryview(payload)
+    for start in range(0, len(view), READ_CHUNK_BYTES):
+        await response.write(view[start : start + READ_CHUNK_BYTES])
+    await response.write_eof()
+    return response
 
 
 async def _ack(request: web.Request) -> web.Response:
@@ -393,7 +423,7 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
                     }
                 )
             )
-            await ws.send_bytes(delivery.payload)
+            await ws.send_bytes(delivery.payload)  # type: ignore[arg-type]  # aiohttp takes any bytes-like
 
     acks: list[BundleId] = []
     acks_ready = asyncio.Event()

@@ -81,3 +81,21 @@ async def test_acks_sent_before_closing_are_kept(tmp_path: Path) -> None:
         assert await again.client.receive("ipn:1.6", timeout_s=0.2) is None
     finally:
         await shut(again)
+
+
+async def test_large_payloads_in_and_out_by_http_whole_and_streamed(api: Served, tmp_path: Path) -> None:
+    """A body with a Content-Length goes into one buffer, a streamed one is joined; a long-poll delivery larger
+    than a read chunk is written in pieces. Each arrives byte-identical."""
+    whole = bytes(range(256)) * (12 * 1024) + b"tail"  # 3 MiB and a bit
+    streamed = whole[::-1]
+    source = tmp_path / "streamed.bin"
+    source.write_bytes(streamed)
+    first = await api.client.send("ipn:1.9", whole)
+    second = await api.client.send_file("ipn:1.9", source)
+    got = {}
+    for _ in range(2):
+        delivery = await api.client.receive("ipn:1.9", timeout_s=10)
+        assert delivery is not None
+        got[delivery.bundle_id] = delivery.payload
+        assert await api.client.acknowledge(delivery)
+    assert got == {first: whole, second: streamed}
