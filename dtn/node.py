@@ -150,9 +150,11 @@ class Node:
         self._reports_changed = asyncio.Event()
         self._dirty = asyncio.Event()
         self._commit_waiters: list[asyncio.Future[None]] = []
-        # A store whose commit may run in a worker thread (``thread_safe_commit``) commits there: the event loop
-        # keeps reading, parsing and writing meanwhile, and the work that touches the store waits for the commit
-        # to return (``_store_turn``), then joins the next group.
+        # A store whose commit may run in a worker thread (``thread_safe_commit``) and waits for the disk
+        # (``commit_waits_for_disk``: fsync, a database server) commits there: the event loop keeps reading,
+        # parsing and writing meanwhile, and the work that touches the store waits for the commit to return
+        # (``_store_turn``), then joins the next group. A commit that does not wait (SQLite without fsync) runs
+        # inline: cheaper than a thread switch.
         self._store_idle = asyncio.Event()
         self._store_idle.set()
         self._committer: concurrent.futures.ThreadPoolExecutor | None = None
@@ -188,7 +190,8 @@ class Node:
             self.router.load(parse_plan(text, fmt, source=str(config.plan)), self.clock.dtn_ms())
             self.plan_source, self.plan_format = str(config.plan), fmt
         self.agent = BundleAgent(AgentConfig(parse_eid(self.node_id)), self.store, self.router)
-        if getattr(self.store, "thread_safe_commit", False):
+        store = self.store
+        if getattr(store, "thread_safe_commit", False) and getattr(store, "commit_waits_for_disk", True):
             self._committer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="dtn-commit")
         self._started_at = self.clock.now()
         resumed = self.agent.resume(self.clock.now(), self.clock.dtn_ms())

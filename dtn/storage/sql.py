@@ -112,6 +112,7 @@ def open_store(
     payload_path = Path(payload_dir) if payload_dir is not None else _default_payload_dir(engine)
     payloads = PayloadFiles(payload_path, sync=level is Durability.POWER_LOSS) if payload_path else None
     store = SqlBundleStore(engine, payloads, quota_bytes=quota_bytes, large_payload_bytes=large_payload_bytes)
+    store.commit_waits_for_disk = level is Durability.POWER_LOSS or engine.dialect.name != "sqlite"
     try:
         store._open(dtn_ms)
     except BaseException:
@@ -214,8 +215,10 @@ class SqlBundleStore:
 
     ``commit()`` may run in another thread than the other calls (``thread_safe_commit``): a lock serialises the
     statements, the commit, and the writing of a bundle file with its row, so a call made while a commit runs
-    waits for it. In power-loss mode, the bundle files written since the last commit are fsynced (with their
-    directory, once) by ``commit()`` itself, before the rows pointing to them are committed.
+    waits for it. ``commit_waits_for_disk`` says whether a commit waits for the disk or the server (fsync in
+    power-loss mode, a round trip to PostgreSQL), i.e. whether running it in a thread is worth a thread switch.
+    In power-loss mode, the bundle files written since the last commit are fsynced (with their directory, once)
+    by ``commit()`` itself, before the rows pointing to them are committed.
     """
 
     #: ``commit()`` may be called from a worker thread while the owner's thread waits or uses the store.
@@ -244,6 +247,8 @@ class SqlBundleStore:
         self._new_files: list[str] = []
         self._unlink_after_commit: list[str] = []
         self._lock = threading.RLock()
+        #: A commit waits for the disk or a server (see the class docstring); set by ``open_store``.
+        self.commit_waits_for_disk = True
         self.recovery = RecoveryReport()
 
     # -- opening, recovery, errors -------------------------------------------------------------------------

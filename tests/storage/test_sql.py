@@ -236,6 +236,7 @@ def test_sqlite_uses_wal_and_the_chosen_sync_level(tmp_path: Path) -> None:
         store = open_store(f"sqlite:///{tmp_path / (durability.value + '.db')}", durability=durability)
         assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store._db.execute("PRAGMA synchronous").fetchone()[0] == level
+        assert store.commit_waits_for_disk is (durability is Durability.POWER_LOSS)  # no fsync: commit inline
         store.close()
 
 
@@ -245,6 +246,7 @@ def test_postgresql_sync_level(pg_url: str, tmp_path: Path) -> None:
         cur = store._db.cursor()
         cur.execute("SHOW synchronous_commit")
         assert cur.fetchone()[0] == setting
+        assert store.commit_waits_for_disk  # a round trip to the server
         store.close()
 
 
@@ -299,7 +301,7 @@ def test_commit_in_a_worker_thread_while_the_owner_keeps_using_the_store(store_u
     from concurrent.futures import ThreadPoolExecutor
 
     store = reopen(store_url, tmp_path, durability=Durability.POWER_LOSS, large_payload_bytes=1000)
-    assert store.thread_safe_commit
+    assert store.thread_safe_commit and store.commit_waits_for_disk
     added = [meta(n, size=5000 if n % 3 == 0 else 50) for n in range(40)]
     with ThreadPoolExecutor(1) as pool:
         pending = None
