@@ -29,6 +29,9 @@ from dataclasses import dataclass
 from dtn.routing.contacts import Contact, ContactPlan, owlt_margin_s
 
 _INF = float("inf")
+_BIG = 1 << 62
+#: Largest nodes x (nodes + node pairs) for which a graph precomputes hop counts between all nodes.
+_HOP_TABLE_WORK = 2_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +64,7 @@ class Route:
 
 
 class ContactGraph:
-    """The usable contacts of a plan, indexed for route search. Immutable once built."""
+    """The usable contacts of a plan, indexed for route search. Immutable once built (build it once per plan)."""
 
     def __init__(self, plan: ContactPlan) -> None:
         index = plan.range_index()
@@ -74,8 +77,7 @@ class ContactGraph:
                 self.unusable.append(c)
             else:
                 usable.append((c, owlt))
-        # Contact ids are grouped by sending node and ordered by end time, and the per-contact arrays are
-        # built in that order: a search scans a node's open contacts as one run of neighbouring ids.
+        # Contact ids are grouped by sending node and ordered by end time (``contacts_from``).
         usable.sort(key=lambda item: (item[0].from_node, item[0].end_s, item[0].start_s, item[0].to_node))
         self.contacts: list[Contact] = [c for c, _ in usable]
         self.owlt_s = [owlt + 0.0 for _, owlt in usable]
@@ -85,9 +87,6 @@ class ContactGraph:
         self.start_s = [c.start_s + 0.0 for c in self.contacts]
         self.end_s = [c.end_s + 0.0 for c in self.contacts]
         self.rate = [c.rate_bytes_per_s + 0.0 for c in self.contacts]
-        self._in_ids: dict[int, list[int]] = {}
-        for cid, c in enumerate(self.contacts):
-            self._in_ids.setdefault(c.to_node, []).append(cid)
         #: node -> (first id, end times of its contacts in id order)
         self._out: dict[int, tuple[int, list[float]]] = {}
         cid = 0
@@ -98,6 +97,75 @@ class ContactGraph:
             while cid < n and self.from_node[cid] == node:
                 cid += 1
             self._out[node] = (first, self.end_s[first:cid])
+        self._build_search_index()
+
+    def _build_search_index(self) -> None:
+        """Dense node numbers and two contact orders for the search, as flat parallel lists: contacts by (sending
+        node, start) for the forward passes and by (receiving node, start) for the backward pass; each node owns
+        one slice ``[first[k], first[k + 1])`` in which a bisection on start times finds the contacts that
+        matter at a given time (``span`` is the node's longest contact: one that started before ``t - span``
+        has ended by ``t``)."""
+        nodes = sorted(set(self.from_node) | set(self.to_node))
+        self._node_index: dict[int, int] = {node: k for k, node in enumerate(nodes)}
+        self._nodes = nodes
+        count = len(nodes)
+        ix = self._node_index
+        n = len(self.contacts)
+        out_order = sorted(range(n), key=lambda c: (ix[self.from_node[c]], self.start_s[c], self.end_s[c], c))
+        in_order = sorted(range(n), key=lambda c: (ix[self.to_node[c]], self.start_s[c], self.end_s[c], c))
+        self._o_cid = out_order
+        self._o_start = [self.start_s[c] for c in out_order]
+        self._o_end = [self.end_s[c] for c in out_order]
+        self._o_delay = [self.delay_s[c] for c in out_order]
+        self._o_to = [ix[self.to_node[c]] for c in out_order]
+        self._o_first, self._o_span = self._slices([ix[self.from_node[c]] for c in out_order], out_order, count)
+        self._i_cid = in_order
+        self._i_start = [self.start_s[c] for c in in_order]
+        self._i_end = [self.end_s[c] for c in in_order]
+        self._i_delay = [self.delay_s[c] for c in in_order]
+        self._i_from = [ix[self.from_node[c]] for c in in_order]
+        self._i_first, self._i_span = self._slices([ix[self.to_node[c]] for c in in_order], in_order, count)
+        self._succ: list[set[int]] = [set() for _ in range(count)]
+        self._pred: list[set[int]] = [set() for _ in range(count)]
+        for c in range(n):
+            a, b = ix[self.from_node[c]], ix[self.to_node[c]]
+            self._succ[a].add(b)
+            self._pred[b].add(a)
+        # Hop counts between nodes in the graph of node pairs (times ignored), a lower bound on any route's hop
+        # count: precomputed when small, otherwise searched per query (``_fewer_hops_possible``).
+        self._hop_table: list[list[int]] | None = None
+        pairs = sum(len(s) for s in self._succ)
+        if count * (count + pairs) <= _HOP_TABLE_WORK:
+            self._hop_table = [self._hops_from(k) for k in range(count)]
+
+    def _hops_from(self, source: int) -> list[int]:
+        hops = [_BIG] * len(self._nodes)
+        hops[source] = 0
+        front = [source]
+        depth = 0
+        while front:
+            depth += 1
+            new = []
+            for k in front:
+                for m in self._succ[k]:
+                    if hops[m] == _BIG:
+                        hops[m] = depth
+                        new.append(m)
+            front = new
+        return hops
+
+    def _slices(self, owners: list[int], order: list[int], count: int) -> tuple[list[int], list[float]]:
+        first = [0] * (count + 1)
+        span = [0.0] * count
+        for pos, (k, c) in enumerate(zip(owners, order, strict=True)):
+            first[k + 1] = pos + 1
+            length = self.end_s[c] - self.start_s[c]
+            if length > span[k]:
+                span[k] = length
+        for k in range(count):  # nodes without contacts get empty slices
+            if first[k + 1] < first[k]:
+                first[k + 1] = first[k]
+        return first, span
 
     def __len__(self) -> int:
         return len(self.contacts)
@@ -119,126 +187,294 @@ class ContactGraph:
     ) -> list[int] | None:
         """Contact ids of the earliest-arrival path from ``source`` (there at ``start_s``) to ``destination`` with
         the fewest hops among those, or None. ``banned_contacts`` are never used; ``banned_nodes`` are never
-        passed through.
+        passed through. ``start_hops`` is accepted for compatibility (hop counts are relative, it changes
+        nothing).
 
-        Three near-linear passes: the earliest arrival T* (each node expanded once); the latest time each node
-        can be left and still reach the destination by T* (a backward pass); then the fewest-hops search, in
-        which a node may be expanded again with fewer hops, limited to labels that can still make T*."""
-        found = self._forward(source, destination, start_s, start_hops, banned_contacts, banned_nodes, None)
-        if found is None or len(found[0]) <= 1:
-            return None if found is None else found[0]
-        latest = self._latest_departure(destination, found[1], banned_contacts, banned_nodes)
-        again = self._forward(source, destination, start_s, start_hops, banned_contacts, banned_nodes, latest)
-        return found[0] if again is None else again[0]
+        Up to three passes, each scanning only contacts that can still matter:
 
-    def _forward(
-        self,
-        source: int,
-        destination: int,
-        start_s: float,
-        start_hops: int,
-        banned_contacts: frozenset[int] | set[int],
-        banned_nodes: frozenset[int] | set[int],
-        latest: dict[int, float] | None,
-    ) -> tuple[list[int], float] | None:
-        out = self._out
-        start = self.start_s
-        end = self.end_s
-        delay = self.delay_s
-        to_node = self.to_node
-        # Labels: label_contact[i] reached over label_parent[i] (-1: leaves the source).
-        label_contact: list[int] = []
-        label_parent: list[int] = []
-        expanded_hops: dict[int, int] = {source: start_hops}
-        # Per node, the best (arrival, hops) label queued so far: a new label no better is not queued (first
-        # pass), or not if it has no fewer hops either (fewest-hops pass).
-        tentative: dict[int, tuple[float, int]] = {source: (start_s, start_hops)}
-        heap: list[tuple[float, int, float, int]] = []
+        1. earliest arrival T*: Dijkstra on (arrival, hops, end), each node expanded once; a node's contacts are
+           taken by start time, those not yet open through a cursor queued at the next start, so contacts
+           opening after T* are never looked at;
+        2. only if the path found may not have the fewest hops (a path with fewer hops exists in the graph of
+           node pairs): the latest time each node can be left and still make T* (backward, contacts opening
+           before T*, pruned by the pass 1 arrival times);
+        3. fewest hops: a node may be expanded again by a label with strictly fewer hops than every earlier
+           expansion (earlier expansions arrived no later, so a label that has no fewer hops is dominated),
+           only with labels that can still make T*."""
+        ix = self._node_index
+        src = ix.get(source)
+        dst = ix.get(destination)
+        if src is None or dst is None or src == dst:
+            return None
+        banned = []
+        if banned_nodes:
+            banned = [k for k in (ix.get(node) for node in banned_nodes) if k is not None and k != src and k != dst]
+        found = self._earliest(src, dst, start_s, banned_contacts, banned)
+        if found is None:
+            return None
+        path, arrival, reached = found
+        if len(path) > 1 and not self._fewer_hops_possible(src, dst, len(path)):
+            return path
+        latest = self._latest_departure(dst, start_s, arrival, reached, banned_contacts, banned)
+        again = self._fewest_hops(src, dst, start_s, latest, banned_contacts)
+        return path if again is None else again
+
+    def _earliest(
+        self, src: int, dst: int, start_s: float, banned_contacts: frozenset[int] | set[int], banned: list[int]
+    ) -> tuple[list[int], float, list[float]] | None:
+        """Pass 1: (contact ids, earliest arrival, per node the arrival of its expansion or inf)."""
+        o_start = self._o_start
+        o_end = self._o_end
+        o_delay = self._o_delay
+        o_to = self._o_to
+        o_cid = self._o_cid
+        o_first = self._o_first
+        o_span = self._o_span
+        count = len(self._nodes)
+        best = [_INF] * count  # best queued arrival per node
+        best_hops = [0] * count
+        best_end = [_INF] * count
+        reached = [_INF] * count  # arrival of the node's expansion
+        for k in banned:
+            best[k] = -_INF  # never improved: no label is queued for a banned node
+        best[src] = reached[src] = start_s
+        # Labels: label k reached lab_node[k] over contact lab_cid[k] after label lab_parent[k]; label 0 is the
+        # source. Queue entries: (time, hops, end, label, position); position >= 0 marks a cursor: the
+        # contacts of the label's node from that position on, none open before ``time``.
+        lab_cid = [-1]
+        lab_parent = [-1]
+        lab_node = [src]
+        heap: list[tuple[float, int, float, int, int]] = []
         push = heapq.heappush
         pop = heapq.heappop
-
-        def expand(node: int, at: float, hops: int, parent: int) -> None:
-            entry = out.get(node)
-            if entry is None:
-                return
-            first, ends = entry
+        check_banned = bool(banned_contacts)
+        at = start_s
+        hops = 0
+        label = 0
+        node = src
+        j = bisect_right(o_start, at - o_span[src], o_first[src], o_first[src + 1])
+        while True:
+            # Take the node's contacts open at ``at`` from position j; queue a cursor for the rest.
+            stop = o_first[node + 1]
             nxt = hops + 1
-            for cid in range(first + bisect_right(ends, at), first + len(ends)):
-                if cid in banned_contacts:
-                    continue
-                s = start[cid]
-                arrival = (s if s > at else at) + delay[cid]
-                target = to_node[cid]
-                old = tentative.get(target)
-                if old is not None and arrival >= old[0] and (latest is None or nxt >= old[1]):
-                    continue  # a label already queued for that node is no worse
-                if latest is not None:
-                    bound = latest.get(target)
-                    if bound is None or arrival > bound + 1e-9 * (1.0 + abs(bound)):
-                        continue  # cannot reach the destination by the earliest arrival time any more
-                if old is None or arrival < old[0] or (arrival == old[0] and nxt < old[1]):
-                    tentative[target] = (arrival, nxt)
-                push(heap, (arrival, nxt, end[cid], len(label_contact)))
-                label_contact.append(cid)
-                label_parent.append(parent)
+            while j < stop:
+                s = o_start[j]
+                if s > at and heap and s > heap[0][0]:
+                    # Not open yet and other work comes first: a cursor takes the rest when it opens, skipping
+                    # contacts into nodes expanded already (they cannot improve anything).
+                    while reached[o_to[j]] != _INF:
+                        j += 1
+                        if j == stop:
+                            break
+                    else:
+                        s = o_start[j]
+                        if s <= best[dst]:  # later than a label already queued for the destination: no use
+                            push(heap, (s, hops, -_INF, label, j))
+                    break
+                e = o_end[j]
+                if e > at:
+                    arrival = (s if s > at else at) + o_delay[j]
+                    t = o_to[j]
+                    old = best[t]
+                    if arrival < old or (
+                        arrival == old and (nxt < best_hops[t] or (nxt == best_hops[t] and e < best_end[t]))
+                    ):
+                        if not (check_banned and o_cid[j] in banned_contacts):
+                            best[t] = arrival
+                            best_hops[t] = nxt
+                            best_end[t] = e
+                            push(heap, (arrival, nxt, e, len(lab_cid), -1))
+                            lab_cid.append(o_cid[j])
+                            lab_parent.append(label)
+                            lab_node.append(t)
+                j += 1
+            # Next: a label to expand or a cursor to advance.
+            while True:
+                if not heap:
+                    return None
+                at, hops, _, label, j = pop(heap)
+                node = lab_node[label]
+                if j >= 0:
+                    break  # a cursor: the contacts of ``node`` opening at ``at``
+                if reached[node] != _INF:
+                    continue  # expanded already, by a label no worse
+                reached[node] = at
+                if node == dst:
+                    path = []
+                    while label > 0:
+                        path.append(lab_cid[label])
+                        label = lab_parent[label]
+                    path.reverse()
+                    return path, at, reached
+                j = bisect_right(o_start, at - o_span[node], o_first[node], o_first[node + 1])
+                break
 
-        expand(source, start_s, start_hops, -1)
-        while heap:
-            arrival, hops, _, label = pop(heap)
-            node = to_node[label_contact[label]]
-            if node == destination:
-                path = []
-                while label >= 0:
-                    path.append(label_contact[label])
-                    label = label_parent[label]
-                path.reverse()
-                return path, arrival
-            seen = expanded_hops.get(node)
-            if seen is not None and (latest is None or seen <= hops):
-                continue  # dominated: an earlier expansion arrived no later with no more hops
-            expanded_hops[node] = hops
-            if node in banned_nodes:
-                continue
-            expand(node, arrival, hops, label)
-        return None
+    def _fewer_hops_possible(self, src: int, dst: int, hops: int) -> bool:
+        """Whether the graph of node pairs (times ignored) has a path of fewer than ``hops`` hops: a
+        bidirectional breadth-first search, given up (answer: possible) once it has seen many nodes."""
+        table = self._hop_table
+        if table is not None:
+            return table[src][dst] < hops
+        succ = self._succ
+        pred = self._pred
+        seen_f = {src}
+        seen_b = {dst}
+        front_f = [src]
+        front_b = [dst]
+        budget = 256
+        depth = 0
+        while depth < hops - 1:
+            forward = len(front_f) <= len(front_b)
+            if forward:
+                adjacency, front, seen, other = succ, front_f, seen_f, seen_b
+            else:
+                adjacency, front, seen, other = pred, front_b, seen_b, seen_f
+            new: list[int] = []
+            for k in front:
+                for m in adjacency[k]:
+                    if m not in seen:
+                        if m in other:
+                            return True
+                        seen.add(m)
+                        new.append(m)
+            if not new:
+                return False
+            depth += 1
+            if forward:
+                front_f = new
+            else:
+                front_b = new
+            if len(seen_f) + len(seen_b) > budget:
+                return True
+        return False
 
     def _latest_departure(
         self,
-        destination: int,
+        dst: int,
+        start_s: float,
         deadline: float,
+        reached: list[float],
         banned_contacts: frozenset[int] | set[int],
-        banned_nodes: frozenset[int] | set[int],
-    ) -> dict[int, float]:
-        """For each node, the latest time at which one can be there and still reach ``destination`` by
-        ``deadline`` (a backward Dijkstra on the latest departure time)."""
-        start = self.start_s
-        end = self.end_s
-        delay = self.delay_s
-        from_node = self.from_node
-        in_ids = self._in_ids
-        latest: dict[int, float] = {destination: deadline}
-        heap: list[tuple[float, int]] = [(-deadline, destination)]
+        banned: list[int],
+    ) -> list[float]:
+        """Pass 2: per node, the latest time at which one can be there and still reach ``dst`` by ``deadline``
+        (-inf: not on any such path). A backward Dijkstra on the latest departure time over contacts that open
+        before the bound and close after ``start_s``; a contact that closes before the earliest time one can be
+        at its sending node (``reached``, pass 1; deadline for nodes pass 1 did not expand) is skipped."""
+        i_start = self._i_start
+        i_end = self._i_end
+        i_delay = self._i_delay
+        i_from = self._i_from
+        i_cid = self._i_cid
+        i_first = self._i_first
+        i_span = self._i_span
+        count = len(self._nodes)
+        latest = [-_INF] * count
+        latest[dst] = deadline
+        blocked = set(banned)
+        check_banned = bool(banned_contacts)
+        heap: list[tuple[float, int]] = [(-deadline, dst)]
         while heap:
             neg, node = heapq.heappop(heap)
             bound = -neg
-            if latest.get(node) != bound:
+            if latest[node] != bound:
                 continue
-            if node in banned_nodes and node != destination:
-                continue
-            for cid in in_ids.get(node, ()):
-                d = delay[cid]
-                if start[cid] + d > bound or cid in banned_contacts:
+            stop = i_first[node + 1]
+            lo = bisect_right(i_start, start_s - i_span[node], i_first[node], stop)
+            stop = bisect_right(i_start, bound, lo, stop)
+            for j in range(lo, stop):
+                d = i_delay[j]
+                s = i_start[j]
+                if s + d > bound:
                     continue
+                m = i_from[j]
+                e = i_end[j]
+                earliest = reached[m]
+                if earliest > deadline:
+                    earliest = deadline
                 leave = bound - d
-                e = end[cid]
                 if leave > e:
                     leave = e
-                m = from_node[cid]
-                old = latest.get(m)
-                if old is None or leave > old:
-                    latest[m] = leave
-                    heapq.heappush(heap, (-leave, m))
+                if e <= earliest or leave < earliest or leave <= latest[m]:
+                    continue
+                if m in blocked or (check_banned and i_cid[j] in banned_contacts):
+                    continue
+                latest[m] = leave
+                heapq.heappush(heap, (-leave, m))
         return latest
+
+    def _fewest_hops(
+        self, src: int, dst: int, start_s: float, latest: list[float], banned_contacts: frozenset[int] | set[int]
+    ) -> list[int] | None:
+        """Pass 3: the fewest-hops path among those that make the earliest arrival (``latest`` from pass 2)."""
+        o_start = self._o_start
+        o_end = self._o_end
+        o_delay = self._o_delay
+        o_to = self._o_to
+        o_cid = self._o_cid
+        o_first = self._o_first
+        o_span = self._o_span
+        count = len(self._nodes)
+        # Float slack (latest = bound - delay); -inf stays -inf (no label there can make T*).
+        limit = [b + 1e-9 * (1.0 + abs(b)) if b > -_INF else b for b in latest]
+        best = [_INF] * count
+        best_hops = [_BIG] * count
+        expanded_hops = [_BIG] * count
+        lab_cid = [-1]
+        lab_parent = [-1]
+        lab_node = [src]
+        heap: list[tuple[float, int, float, int]] = []
+        push = heapq.heappush
+        pop = heapq.heappop
+        check_banned = bool(banned_contacts)
+        at = start_s
+        hops = 0
+        label = 0
+        node = src
+        expanded_hops[src] = 0
+        while True:
+            first = o_first[node]
+            stop = o_first[node + 1]
+            lo = bisect_right(o_start, at - o_span[node], first, stop)
+            stop = bisect_right(o_start, limit[node], lo, stop)
+            nxt = hops + 1
+            for j in range(lo, stop):
+                e = o_end[j]
+                if e <= at:
+                    continue
+                s = o_start[j]
+                arrival = (s if s > at else at) + o_delay[j]
+                t = o_to[j]
+                if arrival > limit[t]:
+                    continue  # cannot make the earliest arrival any more (or t is of no use)
+                old = best[t]
+                if arrival >= old and nxt >= best_hops[t]:
+                    continue  # a label already queued for t is no worse
+                if check_banned and o_cid[j] in banned_contacts:
+                    continue
+                if arrival < old or (arrival == old and nxt < best_hops[t]):
+                    best[t] = arrival
+                    best_hops[t] = nxt
+                push(heap, (arrival, nxt, e, len(lab_cid)))
+                lab_cid.append(o_cid[j])
+                lab_parent.append(label)
+                lab_node.append(t)
+            while True:
+                if not heap:
+                    return None
+                at, hops, _, label = pop(heap)
+                node = lab_node[label]
+                if node == dst:
+                    path = []
+                    while label > 0:
+                        path.append(lab_cid[label])
+                        label = lab_parent[label]
+                    path.reverse()
+                    return path
+                if expanded_hops[node] <= hops:
+                    continue  # dominated: an earlier expansion arrived no later with no more hops
+                expanded_hops[node] = hops
+                break
 
     def walk(self, contact_ids: Iterable[int], start_s: float) -> float:
         """Best-case arrival time along ``contact_ids`` leaving at ``start_s`` (inf if a contact is missed)."""
@@ -252,18 +488,29 @@ class ContactGraph:
 
     def make_route(self, contact_ids: Iterable[int], start_s: float) -> Route:
         ids = tuple(contact_ids)
+        contacts = self.contacts
+        starts = self.start_s
+        ends = self.end_s
+        delays = self.delay_s
+        owlts = self.owlt_s
+        hops = []
         confidence = 1.0
+        owlt_sum = 0.0
+        to_s = _INF
+        t = start_s
         for cid in ids:
-            confidence *= self.contacts[cid].confidence
-        return Route(
-            contact_ids=ids,
-            hops=tuple(self.contacts[cid] for cid in ids),
-            arrival_s=self.walk(ids, start_s),
-            from_s=self.start_s[ids[0]],
-            to_s=min(self.end_s[cid] for cid in ids),
-            confidence=confidence,
-            owlt_sum_s=sum(self.owlt_s[cid] for cid in ids),
-        )
+            contact = contacts[cid]
+            hops.append(contact)
+            e = ends[cid]
+            if e < to_s:
+                to_s = e
+            if e <= t:
+                t = _INF  # a contact is missed (as ``walk``)
+            s = starts[cid]
+            t = (s if s > t else t) + delays[cid]
+            confidence *= contact.confidence
+            owlt_sum += owlts[cid]
+        return Route(ids, tuple(hops), t, starts[ids[0]], to_s, confidence, owlt_sum)
 
 
 def route_key(route: Route) -> tuple[float, int, float, tuple[int, ...]]:

@@ -137,3 +137,97 @@ def test_fewer_hops_at_equal_arrival_even_when_reached_later() -> None:
     graph = ContactGraph(ContactPlan(contacts, ranges))
     path = graph.search(1, 5, 0)
     assert path is not None and len(path) == 2 and graph.walk(path, 0) == 51
+
+
+def all_arrivals(plan: ContactPlan, source: int, dest: int, now: float) -> list[float]:
+    """Arrival times of every loop-free contact sequence from ``source`` to ``dest``, sorted."""
+    index = RangeIndex(plan.ranges)
+    usable = []
+    for c in plan.contacts:
+        owlt = index.owlt_s(c.from_node, c.to_node, c.start_s)
+        if owlt is not None:
+            usable.append((c, owlt + owlt_margin_s(owlt)))
+    out: list[float] = []
+
+    def dfs(node: int, t: float, visited: frozenset[int]) -> None:
+        if node == dest:
+            out.append(t)
+            return
+        for c, delay in usable:
+            if c.from_node == node and c.end_s > t and c.to_node not in visited:
+                dfs(c.to_node, max(c.start_s, t) + delay, visited | {c.to_node})
+
+    dfs(source, now, frozenset({source}))
+    return sorted(out)
+
+
+@settings(max_examples=150, deadline=None)
+@given(plans(), st.sampled_from(NODES), st.sampled_from(NODES), st.integers(0, 30))
+def test_yen_lists_the_k_earliest_routes(plan: ContactPlan, source: int, dest: int, now: int) -> None:
+    # Yen's k-th route arrives as early as the k-th earliest of all loop-free contact sequences.
+    if source == dest:
+        return
+    rl = RouteList(ContactGraph(plan), source, dest, now)
+    routes = [r for r in (rl.get(k) for k in range(6)) if r is not None]
+    assert [r.arrival_s for r in routes] == all_arrivals(plan, source, dest, now)[:6]
+
+
+def hop_bellman_ford(
+    graph: ContactGraph, source: int, dest: int, now: float, banned_contacts: set[int], banned_nodes: set[int]
+) -> tuple[float, int] | None:
+    """(earliest arrival, fewest hops at that arrival) by rounds of at most k hops: an independent reference."""
+    arrival = {source: float(now)}
+    best: tuple[float, int] | None = None
+    for k in range(1, len(graph.plan.nodes()) + 1):
+        nxt = dict(arrival)
+        for cid, c in enumerate(graph.contacts):
+            t = arrival.get(c.from_node)
+            if t is None or cid in banned_contacts or (c.from_node in banned_nodes and c.from_node != source):
+                continue
+            if c.end_s > t:
+                a = max(c.start_s, t) + graph.delay_s[cid]
+                if a < nxt.get(c.to_node, float("inf")):
+                    nxt[c.to_node] = a
+        arrival = nxt
+        if dest in arrival and (best is None or arrival[dest] < best[0]):
+            best = (arrival[dest], k)
+    return best
+
+
+@st.composite
+def bigger_plans(draw: st.DrawFn) -> ContactPlan:
+    """Up to 12 nodes and 120 contacts, overlapping contacts between the same pair, zero and large OWLTs."""
+    nodes = range(1, draw(st.integers(2, 12)) + 1)
+    contacts = []
+    for _ in range(draw(st.integers(0, 120))):
+        a = draw(st.sampled_from(nodes))
+        b = draw(st.sampled_from([n for n in nodes if n != a]))
+        start = draw(st.integers(0, 200))
+        contacts.append(Contact(a, b, start, start + draw(st.integers(1, 80)), 1000))
+    ranges = [Range(a, b, 0, 400, draw(st.sampled_from([0, 0, 1, 2, 5, 30])))
+              for a in nodes for b in nodes if a < b]
+    return ContactPlan(tuple(contacts), tuple(ranges))
+
+
+@settings(max_examples=200, deadline=None)
+@given(bigger_plans(), st.data())
+def test_search_with_bans_matches_reference(plan: ContactPlan, data: st.DataObject) -> None:
+    graph = ContactGraph(plan)
+    nodes = plan.nodes()
+    source = data.draw(st.sampled_from(nodes))
+    dest = data.draw(st.sampled_from(nodes))
+    now = data.draw(st.integers(0, 150))
+    if source == dest:
+        return
+    banned_nodes = set(data.draw(st.lists(st.sampled_from(nodes), max_size=3))) - {source, dest}
+    banned_contacts = set(data.draw(st.lists(st.integers(0, max(len(graph) - 1, 0)), max_size=5)))
+    found = graph.search(source, dest, now, banned_contacts=banned_contacts, banned_nodes=banned_nodes)
+    expected = hop_bellman_ford(graph, source, dest, now, banned_contacts, banned_nodes)
+    if expected is None:
+        assert found is None
+        return
+    assert found is not None
+    check_chain(graph, tuple(found), source, dest, now)
+    assert not banned_contacts & set(found)
+    assert not banned_nodes & {graph.to_node[cid] for cid in found}
+    assert (graph.walk(found, now), len(found)) == expected
