@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import shutil
@@ -82,6 +83,7 @@ class Flow:
     commits: dict[str, int] = field(default_factory=dict)
     peak_rss_kib: dict[str, int] = field(default_factory=dict)
     profiled: Path | None = None
+    batch: int = 1
 
     @property
     def size(self) -> str:
@@ -158,10 +160,18 @@ async def wait_links(nodes: list[Dtnd]) -> None:
                 await asyncio.sleep(0.05)
 
 
-async def send_all(client: DtnClient, destination: str, payload: bytes, seqs: range, senders: int) -> None:
+async def send_all(client: DtnClient, destination: str, payload: bytes, seqs: range, senders: int,
+                   batch: int = 1) -> None:
+    """``seqs`` payloads from ``senders`` concurrent senders, one bundle per request or ``batch`` per request
+    (``send_many``: one commit each)."""
     todo = iter(seqs)
 
     async def one_sender() -> None:
+        if batch > 1:
+            while chunk := list(itertools.islice(todo, batch)):
+                await client.send_many(destination, [seq.to_bytes(8, "big") + payload[8:] for seq in chunk],
+                                       lifetime_ms=LIFETIME_MS)
+            return
         for seq in todo:
             await client.send(destination, seq.to_bytes(8, "big") + payload[8:], lifetime_ms=LIFETIME_MS)
 
@@ -170,7 +180,7 @@ async def send_all(client: DtnClient, destination: str, payload: bytes, seqs: ra
 
 async def measure_flow(nodes: list[Dtnd], flow: Flow, senders: int, window: int,
                        profilers: list[subprocess.Popen[bytes]] | None = None,
-                       profile_to: Path | None = None) -> Flow:
+                       profile_to: Path | None = None, batch: int = 1) -> Flow:
     """Run ``flow`` over the started ``nodes`` (first: sender, last: receiver); fills in the figures."""
     destination = f"ipn:{len(nodes)}.1"
     payload = os.urandom(flow.payload_bytes)
@@ -189,7 +199,7 @@ async def measure_flow(nodes: list[Dtnd], flow: Flow, senders: int, window: int,
         start = time.perf_counter()
 
         async def submit() -> None:
-            await send_all(tx, destination, payload, range(warm, warm + flow.count), senders)
+            await send_all(tx, destination, payload, range(warm, warm + flow.count), senders, flow.batch)
             flow.submit_s = time.perf_counter() - start
 
         await asyncio.wait_for(asyncio.gather(submit(), receiver.run_until(warm + flow.count)), RUN_TIMEOUT_S)
@@ -237,7 +247,7 @@ def path_name(count: int) -> str:
 
 
 async def measure_path(root: Path, count: int, durability: str, sizes: list[tuple[int, int]], senders: int,
-                       window: int, repeat: int, profile_to: Path | None) -> list[Flow]:
+                       window: int, repeat: int, profile_to: Path | None, batch: int = 1) -> list[Flow]:
     """Start a line of ``count`` nodes; per payload size, the fastest of ``repeat`` flows (the first one
     profiled when ``profile_to`` is given)."""
     nodes = start_nodes(root / f"{path_name(count).replace(' ', '')}-{durability}", count, durability)
@@ -248,7 +258,7 @@ async def measure_path(root: Path, count: int, durability: str, sizes: list[tupl
         for payload_bytes, n in sizes:
             tries = []
             for attempt in range(repeat):
-                flow = Flow(path_name(count), durability, payload_bytes, n)
+                flow = Flow(path_name(count), durability, payload_bytes, n, batch=batch if payload_bytes < MiB else 1)
                 if profile_to is not None and attempt == 0:
                     flow.profiled = profile_to / size_label(payload_bytes).replace(" ", "")
                 tries.append(await measure_flow(nodes, flow, senders, window, profilers, flow.profiled))
@@ -512,9 +522,10 @@ async def amain(args: argparse.Namespace) -> int:
     count_k = args.count or (300 if args.quick else 2000)
     count_m = max(10, count_k // 10)
     sizes = [(KiB, count_k), (MiB, count_m)]
-    print(f"dtnd over TCPCLv4 on 127.0.0.1, SQLite stores; {args.senders} concurrent API senders, WebSocket window "
-          f"{args.window}; {count_k} x 1 KiB and {count_m} x 1 MiB per run (after {WARMUP_BUNDLES} warm-up "
-          f"bundles), best of {args.repeat}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start",
+    print(f"dtnd over TCPCLv4 on 127.0.0.1, SQLite stores; {args.senders} concurrent API senders, "
+          f"{args.batch} x 1 KiB per request, WebSocket window {args.window}; {count_k} x 1 KiB and {count_m} x 1 MiB "
+          f"per run (after {WARMUP_BUNDLES} warm-up bundles), best of {args.repeat}; {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f} at start",
           flush=True)
     flows: list[Flow] = []
     raw: dict[tuple[str, int], dict[str, float]] = {}
@@ -525,7 +536,7 @@ async def amain(args: argparse.Namespace) -> int:
             for count in (2, 3):
                 profile = args.profile if (args.profile and count == 3 and durability == durabilities[0]) else None
                 flows += await measure_path(root, count, durability, sizes, args.senders, args.window,
-                                            1 if profile else args.repeat, profile)
+                                            1 if profile else args.repeat, profile, args.batch)
                 print_flows(flows[-2:])
             raw[(durability, KiB)] = raw_sqlite(root, durability, KiB, min(count_k, 2000))
             raw[(durability, MiB)] = raw_sqlite(root, durability, MiB, min(count_m, 100))
@@ -562,6 +573,8 @@ def main() -> int:
                         help="runs per figure on the same nodes, the fastest is kept (default 2; 1 with --profile)")
     parser.add_argument("--senders", type=int, default=16, help="concurrent API senders (default 16)")
     parser.add_argument("--window", type=int, default=64, help="WebSocket delivery window (default 64, the max)")
+    parser.add_argument("--batch", type=int, default=1,
+                        help="1 KiB payloads per API request (POST /v1/bundles?sizes=...; default 1: one each)")
     parser.add_argument("--no-large", action="store_true", help="skip the largest-payload peak RSS run")
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="py-spy every dtnd of the 1 KiB relay run; flame graphs and summaries into DIR")

@@ -84,6 +84,15 @@ class Delivery:
     file_name: str | None
 
 
+class BatchStopped(DtnError):
+    """``send_many`` stored the bundles ``stored`` (durably) and could not create the next one: ``error``."""
+
+    def __init__(self, stored: list[BundleId], error: Exception) -> None:
+        super().__init__(f"{len(stored)} bundle(s) stored, then: {error}")
+        self.stored = stored
+        self.error = error
+
+
 class _Endpoint:
     """Bundles waiting for one application endpoint, in arrival order; each is offered until acknowledged."""
 
@@ -565,6 +574,27 @@ class Node:
         file_name: str | None = None,
     ) -> BundleId:
         """Create a bundle; returns its id once it is durably stored."""
+        ids = await self.send_many(destination, [payload], source=source, lifetime_ms=lifetime_ms,
+                                   report_to=report_to, reports=reports, priority=priority, hop_limit=hop_limit,
+                                   file_name=file_name)
+        return ids[0]
+
+    async def send_many(
+        self,
+        destination: str,
+        payloads: list[bytes | memoryview],
+        *,
+        source: str | None = None,
+        lifetime_ms: int = 86_400_000,
+        report_to: str | None = None,
+        reports: frozenset[str] = frozenset(),
+        priority: int = 1,
+        hop_limit: int | None = None,
+        file_name: str | None = None,
+    ) -> list[BundleId]:
+        """Create one bundle per payload, with the same options; returns their ids once they are all durably
+        stored (one commit). When bundle k cannot be created, the k before it are stored and ``BatchStopped``
+        says so (the first failing: its own error)."""
         unknown = set(reports) - set(REPORT_FLAGS)
         if unknown:
             raise ValueError(f"unknown report kind(s) {sorted(unknown)}; choose from {sorted(REPORT_FLAGS)}")
@@ -573,21 +603,21 @@ class Node:
             flags |= REPORT_FLAGS[kind]
         await self._room_to_transmit()
         await self._store_turn()
-        bundle_id = self._agent().submit(
-            destination,
-            payload,
-            self.clock.now(),
-            self.clock.dtn_ms(),
-            source=source,
-            report_to=report_to,
-            lifetime_ms=lifetime_ms,
-            flags=flags,
-            hop_limit=hop_limit,
-            priority=priority,
-            file_name=file_name,
-        )
+        agent = self._agent()
+        now, dtn_ms = self.clock.now(), self.clock.dtn_ms()
+        ids: list[BundleId] = []
+        try:
+            for payload in payloads:
+                ids.append(agent.submit(destination, payload, now, dtn_ms, source=source, report_to=report_to,
+                                        lifetime_ms=lifetime_ms, flags=flags, hop_limit=hop_limit,
+                                        priority=priority, file_name=file_name))
+        except (DtnError, ValueError) as exc:
+            if not ids:
+                raise
+            await self._committed()
+            raise BatchStopped(ids, exc) from exc
         await self._committed()
-        return bundle_id
+        return ids
 
     def register(self, endpoint: str, *, passive: bool = False) -> None:
         eid = str(parse_eid(endpoint))

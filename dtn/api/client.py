@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -240,6 +240,34 @@ class DtnClient:
                 params.append((key, str(value)))
         _, _, body = await self._request("POST", "/bundles", params=params, data=payload)
         return str(json.loads(body)["id"])
+
+    async def send_many(
+        self,
+        destination: str,
+        payloads: Sequence[bytes],
+        *,
+        lifetime_ms: int = 86_400_000,
+        reports: Iterable[str] = (),
+        report_to: str | None = None,
+        priority: int = 1,
+        hop_limit: int | None = None,
+        source: str | None = None,
+    ) -> list[str]:
+        """Send one bundle per payload, with the same options, in one request (``sizes=``); returns their bundle
+        IDs once the node has stored them all durably (one commit). Options as ``send``."""
+        if not payloads:
+            return []
+        params: list[tuple[str, str]] = [("destination", destination), ("lifetime_ms", str(lifetime_ms)),
+                                         ("priority", str(priority)),
+                                         ("sizes", ",".join(str(len(p)) for p in payloads))]
+        kinds = sorted(set(reports))
+        if kinds:
+            params.append(("report", ",".join(kinds)))
+        for key, value in (("report_to", report_to), ("hop_limit", hop_limit), ("source", source)):
+            if value is not None:
+                params.append((key, str(value)))
+        _, _, body = await self._request("POST", "/bundles", params=params, data=b"".join(payloads))
+        return [str(i) for i in json.loads(body)["ids"]]
 
     async def send_file(
         self,

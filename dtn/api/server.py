@@ -17,6 +17,8 @@ Routes (all under ``/v1``; errors are ``{"error": "..."}`` with a 4xx/5xx status
     POST   /v1/endpoints?endpoint=EID[&passive=true]    register
     DELETE /v1/endpoints?endpoint=EID      unregister
     POST   /v1/bundles?destination=EID&... body = payload; 201 {"id": ...} once the bundle is stored durably
+                      ...&sizes=N,N,...     a batch: the body is the payloads one after the other, one bundle
+                                            each (same options); 201 {"ids": [...]} after one commit
     GET    /v1/deliveries?endpoint=EID&timeout_s=S     long poll: 200 payload + Dtn-* headers, 204 on timeout
     POST   /v1/deliveries/ack?endpoint=EID&id=ID       acknowledge a delivery (durable when answered)
     GET    /v1/reports?id=ID&kind=KIND&timeout_s=S     wait for a status report: 200 JSON, 204 on timeout
@@ -28,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import itertools
 import json
 import logging
 import os
@@ -41,7 +44,7 @@ from aiohttp import WSMsgType, web
 from dtn.bundle.eid import parse_eid
 from dtn.bundle.ids import BundleId
 from dtn.errors import DtnError, InvalidEid, StoreError, StoreFull
-from dtn.node import Node
+from dtn.node import BatchStopped, Node
 from dtn.routing.plan_files import FORMATS
 
 from .models import (
@@ -68,6 +71,9 @@ MAX_PLAN_BYTES = 64 * 1024 * 1024
 #: Largest WebSocket window (deliveries pushed and not yet acknowledged).
 MAX_WINDOW = 64
 READ_CHUNK_BYTES = 1 << 20
+#: Payloads in one batch submission (``POST /v1/bundles?sizes=...``), and their bytes together, at most.
+MAX_BATCH = 1024
+MAX_BATCH_BYTES = 64 * 1024 * 1024
 
 NODE_KEY = web.AppKey("node", Node)
 TOKEN_KEY = web.AppKey("token", str)
@@ -284,13 +290,20 @@ async def _send(request: web.Request) -> web.Response:
     limit = max_payload_bytes(node)
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, f"payload of {request.content_length} bytes exceeds this node's limit of {limit}")
-    body = await _read_body(request, limit)
+    sizes = _sizes(request, limit)
+    body = await _read_body(request, limit if sizes is None else sum(sizes))
     assert lifetime_ms is not None
+    payloads: list[bytes | memoryview] = [body]
+    if sizes is not None:
+        if len(body) != sum(sizes):
+            raise ApiError(400, f"sizes add up to {sum(sizes)} bytes but the body has {len(body)}")
+        view, offsets = memoryview(body), itertools.accumulate(sizes, initial=0)
+        payloads = [view[start : start + size] for start, size in zip(offsets, sizes, strict=False)]
     try:
-        bundle_id = await asyncio.shield(
-            node.send(
+        bundle_ids = await asyncio.shield(
+            node.send_many(
                 destination,
-                body,
+                payloads,
                 source=source,
                 lifetime_ms=lifetime_ms,
                 report_to=report_to,
@@ -300,12 +313,38 @@ async def _send(request: web.Request) -> web.Response:
                 file_name=file_name,
             )
         )
+    except BatchStopped as exc:
+        status = 507 if isinstance(exc.error, StoreFull) else 413 if "exceeds" in str(exc.error) else 400
+        return web.json_response({"error": str(exc), "ids": [str(i) for i in exc.stored]}, status=status)
     except ValueError as exc:
         if "exceeds" in str(exc):
             raise ApiError(413, str(exc)) from None
         raise
-    return web.json_response({"id": str(bundle_id), "destination": destination, "size_bytes": len(body)},
+    if sizes is not None:
+        return web.json_response({"ids": [str(i) for i in bundle_ids], "destination": destination,
+                                  "size_bytes": len(body)}, status=201)
+    return web.json_response({"id": str(bundle_ids[0]), "destination": destination, "size_bytes": len(body)},
                              status=201)
+
+
+def _sizes(request: web.Request, limit: int) -> list[int] | None:
+    """The payload sizes of a batch (``sizes=N,N,...``), or None for one payload."""
+    text = request.query.get("sizes")
+    if text is None or text == "":
+        return None
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ApiError(400, f"sizes: expected comma-separated byte counts, got {text[:80]!r}") from None
+    if not 1 <= len(sizes) <= MAX_BATCH:
+        raise ApiError(400, f"sizes: a batch holds 1 to {MAX_BATCH} payloads, got {len(sizes)}")
+    if min(sizes) < 0:
+        raise ApiError(400, "sizes: a payload size cannot be negative")
+    if max(sizes) > limit:
+        raise ApiError(413, f"payload of {max(sizes)} bytes exceeds this node's limit of {limit}")
+    if sum(sizes) > MAX_BATCH_BYTES:
+        raise ApiError(413, f"a batch of {sum(sizes)} bytes exceeds the limit of {MAX_BATCH_BYTES}")
+    return sizes
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes | memoryview:
