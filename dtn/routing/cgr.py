@@ -25,6 +25,7 @@ import heapq
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import accumulate
 
 from dtn.routing.contacts import Contact, ContactPlan, owlt_margin_s
 
@@ -32,6 +33,8 @@ _INF = float("inf")
 _BIG = 1 << 62
 #: Largest nodes x (nodes + node pairs) for which a graph precomputes hop counts between all nodes.
 _HOP_TABLE_WORK = 2_000_000
+#: Node pairs a search may look at to decide that a route cannot have fewer hops.
+_HOP_SEARCH_BUDGET = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,12 +128,30 @@ class ContactGraph:
         self._i_delay = [self.delay_s[c] for c in in_order]
         self._i_from = [ix[self.from_node[c]] for c in in_order]
         self._i_first, self._i_span = self._slices([ix[self.to_node[c]] for c in in_order], in_order, count)
+        # The graph of node pairs: per pair its contacts by start and the running maximum of their ends (a pair
+        # is of use between t0 and t1 if a contact opening by t1 closes after t0).
         self._succ: list[set[int]] = [set() for _ in range(count)]
         self._pred: list[set[int]] = [set() for _ in range(count)]
-        for c in range(n):
+        pair_ids: dict[tuple[int, int], int] = {}
+        self._pair_of: list[int] = [0] * n
+        self._pair_cids: list[list[int]] = []
+        for c in out_order:
             a, b = ix[self.from_node[c]], ix[self.to_node[c]]
-            self._succ[a].add(b)
-            self._pred[b].add(a)
+            pid = pair_ids.get((a, b))
+            if pid is None:
+                pid = pair_ids[(a, b)] = len(self._pair_cids)
+                self._pair_cids.append([])
+                self._succ[a].add(b)
+                self._pred[b].add(a)
+            self._pair_of[c] = pid
+            self._pair_cids[pid].append(c)
+        self._pair_starts = [[self.start_s[c] for c in cids] for cids in self._pair_cids]
+        self._pair_max_end = [list(accumulate((self.end_s[c] for c in cids), max)) for cids in self._pair_cids]
+        self._succ_pairs: list[list[tuple[int, int]]] = [[] for _ in range(count)]
+        self._pred_pairs: list[list[tuple[int, int]]] = [[] for _ in range(count)]
+        for (a, b), pid in pair_ids.items():
+            self._succ_pairs[a].append((b, pid))
+            self._pred_pairs[b].append((a, pid))
         # Hop counts between nodes in the graph of node pairs (times ignored), a lower bound on any route's hop
         # count: precomputed when small, otherwise searched per query (``_fewer_hops_possible``).
         self._hop_table: list[list[int]] | None = None
@@ -213,7 +234,11 @@ class ContactGraph:
         if found is None:
             return None
         path, arrival, reached = found
-        if len(path) > 1 and not self._fewer_hops_possible(src, dst, len(path)):
+        hops = len(path)
+        table = self._hop_table
+        if hops == 1 or (table is not None and table[src][dst] >= hops):
+            return path  # no route has fewer hops
+        if not self._fewer_hops_possible(src, dst, hops, start_s, arrival, banned, banned_contacts):
             return path
         latest = self._latest_departure(dst, start_s, arrival, reached, banned_contacts, banned)
         again = self._fewest_hops(src, dst, start_s, latest, banned_contacts)
@@ -309,43 +334,65 @@ class ContactGraph:
                 j = bisect_right(o_start, at - o_span[node], o_first[node], o_first[node + 1])
                 break
 
-    def _fewer_hops_possible(self, src: int, dst: int, hops: int) -> bool:
-        """Whether the graph of node pairs (times ignored) has a path of fewer than ``hops`` hops: a
-        bidirectional breadth-first search, given up (answer: possible) once it has seen many nodes."""
-        table = self._hop_table
-        if table is not None:
-            return table[src][dst] < hops
-        succ = self._succ
-        pred = self._pred
+    def _fewer_hops_possible(
+        self,
+        src: int,
+        dst: int,
+        hops: int,
+        start_s: float,
+        arrival_s: float,
+        banned: list[int],
+        banned_contacts: frozenset[int] | set[int],
+    ) -> bool:
+        """Whether a path of fewer than ``hops`` hops may arrive by ``arrival_s``: whether the graph of node pairs
+        has one that avoids the ``banned`` nodes, using only pairs with a contact (not banned) open at some time
+        between ``start_s`` and ``arrival_s``. The precomputed table answers when it says no; otherwise a
+        bidirectional breadth-first search, given up (answer: possible) after a bounded amount of work."""
+        pair_starts = self._pair_starts
+        pair_max_end = self._pair_max_end
+        pair_cids = self._pair_cids
+        ends = self.end_s
+        blocked = set(banned)
+        banned_pairs = {self._pair_of[c] for c in banned_contacts} if banned_contacts else set()
         seen_f = {src}
         seen_b = {dst}
         front_f = [src]
         front_b = [dst]
-        budget = 256
+        budget = _HOP_SEARCH_BUDGET
         depth = 0
         while depth < hops - 1:
             forward = len(front_f) <= len(front_b)
             if forward:
-                adjacency, front, seen, other = succ, front_f, seen_f, seen_b
+                adjacency, front, seen, other = self._succ_pairs, front_f, seen_f, seen_b
             else:
-                adjacency, front, seen, other = pred, front_b, seen_b, seen_f
+                adjacency, front, seen, other = self._pred_pairs, front_b, seen_b, seen_f
             new: list[int] = []
             for k in front:
-                for m in adjacency[k]:
-                    if m not in seen:
-                        if m in other:
-                            return True
-                        seen.add(m)
-                        new.append(m)
+                budget -= len(adjacency[k])
+                for m, pid in adjacency[k]:
+                    if m in seen or m in blocked:
+                        continue
+                    # A contact of the pair opening by ``arrival_s`` and closing after ``start_s``?
+                    last = bisect_right(pair_starts[pid], arrival_s) - 1
+                    if last < 0 or pair_max_end[pid][last] <= start_s:
+                        continue
+                    if pid in banned_pairs and not any(
+                        ends[c] > start_s and c not in banned_contacts for c in pair_cids[pid][: last + 1]
+                    ):
+                        continue
+                    if m in other:
+                        return True
+                    seen.add(m)
+                    new.append(m)
             if not new:
                 return False
+            if budget < 0:
+                return True
             depth += 1
             if forward:
                 front_f = new
             else:
                 front_b = new
-            if len(seen_f) + len(seen_b) > budget:
-                return True
         return False
 
     def _latest_departure(
@@ -522,7 +569,8 @@ class RouteList:
     """Ranked routes from ``source`` to ``destination`` computed at ``computed_at_s``, extended on demand by Yen's
     algorithm: each new route deviates from the previous one at some hop (the spur), with the root path's nodes
     banned (routes stay loop-free) and the next contact of every known route sharing that root banned (no
-    duplicates)."""
+    duplicates). Lawler's refinement: a route's spurs start at the hop where it deviated from its parent (the
+    spurs of the shared root were taken from the parent already, and their best is still a candidate)."""
 
     def __init__(self, graph: ContactGraph, source: int, destination: int, computed_at_s: float) -> None:
         self.graph = graph
@@ -530,7 +578,9 @@ class RouteList:
         self.destination = destination
         self.computed_at_s = computed_at_s
         self.routes: list[Route] = []
-        self._candidates: list[tuple[tuple[float, int, float, tuple[int, ...]], Route]] = []
+        #: (ranking key, hop at which the route deviates from its parent, route)
+        self._candidates: list[tuple[tuple[float, int, float, tuple[int, ...]], int, Route]] = []
+        self._deviation: list[int] = []
         self._seen: set[tuple[int, ...]] = set()
         self._exhausted = False
         self.searches = 0
@@ -557,11 +607,13 @@ class RouteList:
             if path is None:
                 self._exhausted = True
                 return
-            self.routes.append(g.make_route(path, self.computed_at_s))
-            self._seen.add(tuple(path))
+            route = g.make_route(path, self.computed_at_s)
+            self.routes.append(route)
+            self._deviation.append(0)
+            self._seen.add(route.contact_ids)
             return
         last = self.routes[-1].contact_ids
-        for i in range(len(last)):
+        for i in range(self._deviation[-1], len(last)):
             root = last[:i]
             spur_node = self.source if i == 0 else g.to_node[root[-1]]
             spur_time = g.walk(root, self.computed_at_s)
@@ -584,8 +636,10 @@ class RouteList:
                 continue
             self._seen.add(full)
             route = g.make_route(full, self.computed_at_s)
-            heapq.heappush(self._candidates, (route_key(route), route))
+            heapq.heappush(self._candidates, (route_key(route), i, route))
         if not self._candidates:
             self._exhausted = True
             return
-        self.routes.append(heapq.heappop(self._candidates)[1])
+        _, deviation, route = heapq.heappop(self._candidates)
+        self.routes.append(route)
+        self._deviation.append(deviation)
