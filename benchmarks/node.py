@@ -81,6 +81,7 @@ class Flow:
     submit_s: float = 0.0
     cpu_s: dict[str, float] = field(default_factory=dict)
     commits: dict[str, int] = field(default_factory=dict)
+    commit_s: dict[str, float] = field(default_factory=dict)
     peak_rss_kib: dict[str, int] = field(default_factory=dict)
     profiled: Path | None = None
     batch: int = 1
@@ -194,7 +195,7 @@ async def measure_flow(nodes: list[Dtnd], flow: Flow, senders: int, window: int,
         if profile_to is not None and profilers is not None:
             profilers.extend(start_profilers(nodes, profile_to))
             await asyncio.sleep(1.0)  # py-spy attaches
-        commits_before = await commit_counts(nodes)
+        stats_before = await node_statistics(nodes)
         cpu_before = {n.name: cpu_seconds(n.pid) for n in nodes} | {"client": time.process_time()}
         start = time.perf_counter()
 
@@ -205,24 +206,31 @@ async def measure_flow(nodes: list[Dtnd], flow: Flow, senders: int, window: int,
         await asyncio.wait_for(asyncio.gather(submit(), receiver.run_until(warm + flow.count)), RUN_TIMEOUT_S)
         flow.elapsed_s = time.perf_counter() - start
         cpu_after = {n.name: cpu_seconds(n.pid) for n in nodes} | {"client": time.process_time()}
-        commits_after = await commit_counts(nodes)
+        stats_after = await node_statistics(nodes)
         await ws.close()
     missing = flow.count + warm - len(receiver.seen)
     if missing or receiver.duplicates:
         raise RuntimeError(f"{missing} bundles missing, {receiver.duplicates} duplicates")
     flow.cpu_s = {name: cpu_after[name] - cpu_before[name] for name in cpu_after}
-    flow.commits = {name: commits_after[name] - commits_before[name] for name in commits_after}
+    flow.commits = {name: int(stats_after[name]["commits"] - stats_before[name]["commits"]) for name in stats_after}
+    flow.commit_s = {name: stats_after[name].get("commit_s", 0.0) - stats_before[name].get("commit_s", 0.0)
+                     for name in stats_after}
     flow.peak_rss_kib = {n.name: status_kib(n.pid, "VmHWM") for n in nodes}
     return flow
 
 
 async def commit_counts(nodes: list[Dtnd]) -> dict[str, int]:
     """Store commits of each node so far (``/v1/statistics``)."""
-    counts = {}
+    return {name: int(stats["commits"]) for name, stats in (await node_statistics(nodes)).items()}
+
+
+async def node_statistics(nodes: list[Dtnd]) -> dict[str, dict[str, float]]:
+    """Each node's ``/v1/statistics``."""
+    stats = {}
     for node in nodes:
         async with DtnClient(node.api) as client:
-            counts[node.name] = int((await client.statistics())["commits"])
-    return counts
+            stats[node.name] = await client.statistics()
+    return stats
 
 
 def start_nodes(root: Path, count: int, durability: str) -> list[Dtnd]:
@@ -465,15 +473,17 @@ def summarise_profile(collapsed: Path, top: int = 25) -> str:
 
 def print_flows(flows: list[Flow]) -> None:
     header = (f"{'path':<9}{'durability':<11}{'payload':>8}{'count':>7}{'bundles/s':>11}{'MB/s':>9}{'submit/s':>10}"
-              f"   CPU ms per bundle: sender [relay] receiver client   bundles per commit   peak RSS MB")
+              f"   CPU ms per bundle: sender [relay] receiver client   bundles per commit   % of time committing"
+              f"   peak RSS MB")
     print(header)
     for f in flows:
         size = f.size
         cpu = ", ".join(f"{1000 * s / f.count:.2f}" for s in f.cpu_s.values())
         rss = ", ".join(f"{kib / 1024:.0f}" for kib in f.peak_rss_kib.values())
         per_commit = ", ".join(f"{f.count / max(1, c):.1f}" for c in f.commits.values())
+        committing = ", ".join(f"{100 * c / f.elapsed_s:.0f}" for c in f.commit_s.values())
         print(f"{f.path:<9}{f.durability:<11}{size:>8}{f.count:>7}{f.bundles_per_s:>11,.0f}{f.mb_per_s:>9,.1f}"
-              f"{f.count / f.submit_s:>10,.0f}   {cpu:<49}   {per_commit:<18}   {rss}")
+              f"{f.count / f.submit_s:>10,.0f}   {cpu:<49}   {per_commit:<18}   {committing:<20}   {rss}")
 
 
 def print_targets(flows: list[Flow]) -> None:

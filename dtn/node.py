@@ -31,6 +31,7 @@ from dtn.agent.actions import BundleDeleted, Deliver, ReportReceived, Transmit
 from dtn.agent.agent import AgentConfig, BundleAgent
 from dtn.agent.registrations import DeliveryMode
 from dtn.bundle.admin import StatusReport
+from dtn.bundle.bundle import Bundle
 from dtn.bundle.codec import decode_bundle
 from dtn.bundle.eid import parse_eid
 from dtn.bundle.file_name import FILE_NAME_BLOCK_TYPE, read_file_name
@@ -60,12 +61,17 @@ REPORT_FLAGS = {
 }
 #: Transmissions in flight on one link at once (TCPCL carries several transfers; the rest wait).
 LINK_WINDOW = 32
+#: Received bundles per TCPCL session waiting for the commit that holds them, beyond which the session stops
+#: reading (two peers' windows: the group commit takes what arrived while the previous commit ran).
+RECEIVE_WINDOW = 2 * LINK_WINDOW
 #: Bytes of encoded bundles handed to the convergence layers and not sent yet, above which new bundles from
 #: applications and neighbours wait before the agent takes them (bounded memory when bundles arrive faster than
 #: they leave).
 MAX_QUEUED_TRANSMIT_BYTES = 48 * 1024 * 1024
 #: Status reports remembered for ``wait_report`` (oldest forgotten first).
 MAX_REMEMBERED_REPORTS = 10_000
+#: Payload bytes of just-received bundles kept for their first delivery (beyond: read back from the store).
+MAX_DELIVERY_CACHE_BYTES = 16 * 1024 * 1024
 #: A delivery handed to an application and not acknowledged is offered again after this long.
 DELIVERY_LEASE_S = 30.0
 RECONNECT_MIN_S = 0.2
@@ -155,6 +161,8 @@ class Node:
         self._links: dict[str, Link] = {}  # neighbour node ID -> the link we send on
         self._windows: dict[str, asyncio.Semaphore] = {}
         self._endpoints: dict[str, _Endpoint] = {}
+        self._delivery_cache: dict[BundleId, Bundle] = {}  # bundles of Deliver actions, until first delivered
+        self._delivery_cache_bytes = 0
         self._reports: OrderedDict[BundleId, list[StatusReport]] = OrderedDict()
         self._reports_changed = asyncio.Event()
         self._dirty = asyncio.Event()
@@ -177,6 +185,8 @@ class Node:
         self._started_at = 0.0
         self._stopping = False
         self.commits = 0
+        self.commit_s = 0.0  # wall time spent committing (in the worker thread or inline)
+        self.committed_waiters = 0  # acknowledgements released by commits (bundles, deliveries, submissions)
 
     # --- life cycle ----------------------------------------------------------------------------------------
 
@@ -258,9 +268,13 @@ class Node:
         if cl is not None:
             return cl
         if scheme == "tcpcl":
-            from dtn.convergence.tcpcl.aio import TcpclConvergenceLayer
+            from dtn.convergence.tcpcl.aio import TcpclConfig, TcpclConvergenceLayer
+            from dtn.convergence.tcpcl.session import SessionConfig
 
-            cl = TcpclConvergenceLayer(self.node_id, self)
+            # A peer keeps up to LINK_WINDOW transfers in flight; read them all while a commit runs, so that
+            # they join the next group (the session stops reading beyond max_pending_received).
+            session = SessionConfig(max_pending_received=RECEIVE_WINDOW)
+            cl = TcpclConvergenceLayer(self.node_id, self, TcpclConfig(session=session))
         elif scheme == "udp":
             from dtn.convergence.udpcl.aio import UdpConvergenceLayer
 
@@ -466,6 +480,7 @@ class Node:
             await asyncio.sleep(0)  # let the work that is ready join this commit
             self._dirty.clear()
             waiters, self._commit_waiters = self._commit_waiters, []
+            started = time.perf_counter()
             try:
                 if self._committer is None:
                     store.commit()
@@ -487,6 +502,8 @@ class Node:
                         waiter.set_exception(exc)
                 continue
             self.commits += 1
+            self.commit_s += time.perf_counter() - started
+            self.committed_waiters += len(waiters)
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
@@ -501,12 +518,19 @@ class Node:
                 self._send_tasks.add(task)
                 task.add_done_callback(self._send_tasks.discard)
             elif isinstance(action, Deliver):
+                bundle = action.bundle
+                if bundle is not None and action.bundle_id not in self._delivery_cache:
+                    size = len(bundle.payload)
+                    if self._delivery_cache_bytes + size <= MAX_DELIVERY_CACHE_BYTES:
+                        self._delivery_cache[action.bundle_id] = bundle
+                        self._delivery_cache_bytes += size
                 endpoint = self._endpoints.setdefault(action.endpoint, _Endpoint())
                 endpoint.pending.setdefault(action.bundle_id, 0.0)
                 endpoint.changed.set()
             elif isinstance(action, ReportReceived):
                 self._remember_report(action.report)
             elif isinstance(action, BundleDeleted):
+                self._uncache(action.bundle_id)
                 log.info("deleted %s: %s %s", action.bundle_id, action.reason.name.lower(), action.detail)
 
     async def _transmit(self, action: Transmit) -> None:
@@ -658,12 +682,20 @@ class Node:
                 wait = DELIVERY_LEASE_S if remaining is None else min(remaining, DELIVERY_LEASE_S)
                 await wait_event(queue.changed, wait)
 
+    def _uncache(self, bundle_id: BundleId) -> Bundle | None:
+        bundle = self._delivery_cache.pop(bundle_id, None)
+        if bundle is not None:
+            self._delivery_cache_bytes -= len(bundle.payload)
+        return bundle
+
     def _delivery(self, endpoint: str, bundle_id: BundleId) -> Delivery | None:
         assert self.store is not None
-        try:
-            bundle = decode_bundle(self.store.raw(bundle_id), max_bytes=1 << 40)
-        except (KeyError, DecodeError):
-            return None
+        bundle = self._uncache(bundle_id)
+        if bundle is None:
+            try:
+                bundle = decode_bundle(self.store.raw(bundle_id), max_bytes=1 << 40)
+            except (KeyError, DecodeError):
+                return None
         name_block = bundle.block(FILE_NAME_BLOCK_TYPE)
         file_name = None
         if name_block is not None:
@@ -695,6 +727,7 @@ class Node:
         for bundle_id in bundle_ids:
             if queue is not None:
                 queue.pending.pop(bundle_id, None)
+            self._uncache(bundle_id)
             answers.append(agent.delivery_acknowledged(endpoint, bundle_id, now, dtn_ms))
         return answers
 
@@ -870,6 +903,8 @@ class Node:
         stats = self._agent().stats
         out: dict[str, Any] = dataclasses.asdict(stats)
         out["commits"] = self.commits
+        out["commit_s"] = round(self.commit_s, 6)
+        out["committed_waiters"] = self.committed_waiters
         for scheme, cl in self.cls.items():
             cl_stats = getattr(cl, "stats", None)
             if dataclasses.is_dataclass(cl_stats) and not isinstance(cl_stats, type):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dtn.bundle.admin import StatusReport
+from dtn.bundle.bundle import Bundle
 from dtn.bundle.ids import BundleId
 from dtn.bundle.reasons import StatusReason
 
@@ -27,10 +28,12 @@ class Transmit:
 @dataclass(frozen=True, slots=True)
 class Deliver:
     """Hand the bundle (stored under ``bundle_id``) to the application registered at ``endpoint``; the
-    application's acknowledgement goes to ``BundleAgent.delivery_acknowledged``."""
+    application's acknowledgement goes to ``BundleAgent.delivery_acknowledged``. ``bundle``: the bundle itself
+    when the agent had it at hand (just received or reassembled), so the runtime need not read it back."""
 
     endpoint: str
     bundle_id: BundleId
+    bundle: Bundle | None = None
 
 
 @dataclass(frozen=True, slots=True)

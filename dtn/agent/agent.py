@@ -287,7 +287,7 @@ class BundleAgent:
                 raise ValueError(
                     f"bundle of {len(raw)} bytes exceeds this node's limit of {self.config.max_bundle_bytes}"
                 )
-            meta = self._meta(bundle, len(raw), Constraint.DISPATCH_PENDING, dtn_ms, priority)
+            meta = self._meta(bundle, len(raw), self._stored_as(bundle), dtn_ms, priority)
             if self.store.add(meta, raw):  # False: that id is known (e.g. from before a restart): the next one
                 break
         del raw  # stored: the encoded copy need not live while the bundle is dispatched
@@ -360,7 +360,7 @@ class BundleAgent:
         if discarded:
             raw = encode_bundle(bundle)
         age_ms = bundle.bundle_age_ms or 0
-        meta = self._meta(bundle, len(raw), Constraint.DISPATCH_PENDING, dtn_ms, 1, age_ms=age_ms)
+        meta = self._meta(bundle, len(raw), self._stored_as(bundle), dtn_ms, 1, age_ms=age_ms)
         if meta.expiry_dtn_ms <= dtn_ms:
             self._report(subject, StatusKind.DELETED, StatusReason.LIFETIME_EXPIRED, now, dtn_ms)
             self._count_deletion(bundle_id, StatusReason.LIFETIME_EXPIRED, "expired on arrival")
@@ -388,6 +388,17 @@ class BundleAgent:
         if destination.is_null:
             return False
         return destination.node_id() == self.node_id
+
+    def _stored_as(self, bundle: Bundle) -> Constraint:
+        """The constraint a new bundle is stored with: what ``_dispatch`` will decide when that is plain (to be
+        forwarded, or held for a local application), so that dispatching does not update the row it just
+        inserted in the same transaction; DISPATCH_PENDING otherwise (fragments, admin records, echo)."""
+        destination = bundle.primary.destination
+        if not self._is_local(destination):
+            return Constraint.FORWARD_PENDING
+        if bundle.is_fragment or bundle.is_admin_record or str(destination) == self.echo_endpoint:
+            return Constraint.DISPATCH_PENDING
+        return Constraint.LOCAL_ENDPOINT
 
     def _dispatch(self, bundle: Bundle, meta: BundleMeta, now: float, dtn_ms: int) -> None:
         destination = bundle.primary.destination
@@ -423,10 +434,10 @@ class BundleAgent:
             meta, (meta.constraints | Constraint.LOCAL_ENDPOINT) & ~Constraint.DISPATCH_PENDING
         )
         if held is not None and len(self._held) < MAX_HELD_SUBJECTS:
-            subject = _subject(bundle)
-            self._held[held.id] = subject if subject.requested(StatusKind.DELIVERED) else None
+            wanted = _subject(bundle).requested(StatusKind.DELIVERED)
+            self._held[held.id] = _kept_subject(bundle) if wanted else None
         if held is not None and self.registrations.is_active(endpoint):
-            self._actions.append(Deliver(endpoint, held.id))
+            self._actions.append(Deliver(endpoint, held.id, bundle))
 
     def _try_reassembly(self, bundle: Bundle, now: float, dtn_ms: int) -> tuple[Bundle, BundleMeta] | None:
         whole_id = bundle.id.whole()
@@ -532,7 +543,7 @@ class BundleAgent:
             self._actions.append(BundleDeleted(meta.id, StatusReason.NO_TIMELY_CONTACT, f"not sent: {exc}"))
             return
         self.store.set_next_hop(meta.id, neighbour)
-        self._flights[meta.id] = _Flight(neighbour, _subject(bundle), len(pieces), booking)
+        self._flights[meta.id] = _Flight(neighbour, _kept_subject(bundle), len(pieces), booking)
         if len(pieces) > 1:
             self.stats.fragments_sent += len(pieces)
         for piece in pieces:
@@ -717,8 +728,13 @@ _REPORT_FLAGS = (
 
 
 def _subject(bundle: Bundle) -> Subject:
-    """The subject of reports about ``bundle``: its primary block detached from the bytes it was decoded from
-    (a decoded primary keeps a view of them), so that remembering a subject does not keep a payload alive."""
+    """The subject of reports about ``bundle`` (for use now: see ``_kept_subject``)."""
+    return Subject(bundle.primary, len(bundle.payload))
+
+
+def _kept_subject(bundle: Bundle) -> Subject:
+    """The subject of reports about ``bundle`` to remember: its primary block detached from the bytes it was
+    decoded from (a decoded primary keeps a view of them), so that it does not keep a payload alive."""
     primary = bundle.primary
     if primary.image is not None:
         primary = dataclasses.replace(primary)

@@ -149,3 +149,20 @@ async def test_senders_wait_while_queued_transmissions_exceed_the_budget(
     assert last.commits - commits == 1
     await wait_for(lambda: all(n.status()["bundles_stored"] == 0 for n in line))
     assert first._queued_transmit_bytes == 0 and relay._queued_transmit_bytes == 0
+
+
+async def test_a_bundle_that_expires_while_waiting_is_not_delivered(tmp_path: Path) -> None:
+    """Deliveries come from the bundles the node just received when it still has them: never after deletion."""
+    node = await start(tmp_path, {"node_id": "ipn:1", "data_dir": "n1"})
+    try:
+        node.register("ipn:1.5")
+        kept = await node.send("ipn:1.5", b"kept")
+        await node.send("ipn:1.5", b"short-lived", lifetime_ms=300)
+        await wait_for(lambda: node.status()["bundles_stored"] == 1)  # the short-lived one expired
+        first = await node.next_delivery("ipn:1.5", timeout_s=5)
+        assert first is not None and first.bundle_id == kept and bytes(first.payload) == b"kept"
+        assert await node.next_delivery("ipn:1.5", timeout_s=0.3) is None
+        assert await node.acknowledge("ipn:1.5", kept)
+        assert node._delivery_cache == {} and node._delivery_cache_bytes == 0
+    finally:
+        await node.stop()
