@@ -25,16 +25,16 @@ import heapq
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import accumulate
 
 from dtn.routing.contacts import Contact, ContactPlan, owlt_margin_s
 
 _INF = float("inf")
 _BIG = 1 << 62
 #: Largest nodes x (nodes + node pairs) for which a graph precomputes hop counts between all nodes.
-_HOP_TABLE_WORK = 2_000_000
-#: Node pairs a search may look at to decide that a route cannot have fewer hops.
-_HOP_SEARCH_BUDGET = 512
+_HOP_TABLE_WORK = 200_000
+#: Node pairs a search looks at (at least; a quarter of the node count in large graphs) to decide that no route
+#: has fewer hops, before it gives up and runs the fewest-hops passes.
+_HOP_SEARCH_BUDGET = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,49 +114,56 @@ class ContactGraph:
         count = len(nodes)
         ix = self._node_index
         n = len(self.contacts)
-        out_order = sorted(range(n), key=lambda c: (ix[self.from_node[c]], self.start_s[c], self.end_s[c], c))
-        in_order = sorted(range(n), key=lambda c: (ix[self.to_node[c]], self.start_s[c], self.end_s[c], c))
+        starts = self.start_s
+        ends = self.end_s
+        delays = self.delay_s
+        src = [ix[node] for node in self.from_node]
+        dst = [ix[node] for node in self.to_node]
+        ids = range(n)
+        out_order = sorted(ids, key=list(zip(src, starts, ends, ids, strict=True)).__getitem__)
+        in_order = sorted(ids, key=list(zip(dst, starts, ends, ids, strict=True)).__getitem__)
         self._o_cid = out_order
-        self._o_start = [self.start_s[c] for c in out_order]
-        self._o_end = [self.end_s[c] for c in out_order]
-        self._o_delay = [self.delay_s[c] for c in out_order]
-        self._o_to = [ix[self.to_node[c]] for c in out_order]
-        self._o_first, self._o_span = self._slices([ix[self.from_node[c]] for c in out_order], out_order, count)
+        self._o_start = [starts[c] for c in out_order]
+        self._o_end = [ends[c] for c in out_order]
+        self._o_delay = [delays[c] for c in out_order]
+        self._o_to = [dst[c] for c in out_order]
+        self._o_first, self._o_span = self._slices([src[c] for c in out_order], out_order, count)
         self._i_cid = in_order
-        self._i_start = [self.start_s[c] for c in in_order]
-        self._i_end = [self.end_s[c] for c in in_order]
-        self._i_delay = [self.delay_s[c] for c in in_order]
-        self._i_from = [ix[self.from_node[c]] for c in in_order]
-        self._i_first, self._i_span = self._slices([ix[self.to_node[c]] for c in in_order], in_order, count)
-        # The graph of node pairs: per pair its contacts by start and the running maximum of their ends (a pair
-        # is of use between t0 and t1 if a contact opening by t1 closes after t0).
-        self._succ: list[set[int]] = [set() for _ in range(count)]
-        self._pred: list[set[int]] = [set() for _ in range(count)]
-        pair_ids: dict[tuple[int, int], int] = {}
+        self._i_start = [starts[c] for c in in_order]
+        self._i_end = [ends[c] for c in in_order]
+        self._i_delay = [delays[c] for c in in_order]
+        self._i_from = [src[c] for c in in_order]
+        self._i_first, self._i_span = self._slices([dst[c] for c in in_order], in_order, count)
+        # The graph of node pairs. Pair p owns the slice [p_first[p], p_first[p + 1]) of contacts by (pair, start)
+        # with the running maximum of their ends: a pair is of use between t0 and t1 if a contact opening by t1
+        # closes after t0.
+        pair_order = sorted(ids, key=list(zip(src, dst, starts, ids, strict=True)).__getitem__)
+        self._p_cid = pair_order
+        self._p_start = [starts[c] for c in pair_order]
+        self._p_max_end: list[float] = []
+        self._p_first: list[int] = []
         self._pair_of: list[int] = [0] * n
-        self._pair_cids: list[list[int]] = []
-        for c in out_order:
-            a, b = ix[self.from_node[c]], ix[self.to_node[c]]
-            pid = pair_ids.get((a, b))
-            if pid is None:
-                pid = pair_ids[(a, b)] = len(self._pair_cids)
-                self._pair_cids.append([])
-                self._succ[a].add(b)
-                self._pred[b].add(a)
-            self._pair_of[c] = pid
-            self._pair_cids[pid].append(c)
-        self._pair_starts = [[self.start_s[c] for c in cids] for cids in self._pair_cids]
-        self._pair_max_end = [list(accumulate((self.end_s[c] for c in cids), max)) for cids in self._pair_cids]
         self._succ_pairs: list[list[tuple[int, int]]] = [[] for _ in range(count)]
         self._pred_pairs: list[list[tuple[int, int]]] = [[] for _ in range(count)]
-        for (a, b), pid in pair_ids.items():
-            self._succ_pairs[a].append((b, pid))
-            self._pred_pairs[b].append((a, pid))
+        last = (-1, -1)
+        running = -_INF
+        for pos, c in enumerate(pair_order):
+            pair = (src[c], dst[c])
+            if pair != last:
+                last = pair
+                running = -_INF
+                self._succ_pairs[pair[0]].append((pair[1], len(self._p_first)))
+                self._pred_pairs[pair[1]].append((pair[0], len(self._p_first)))
+                self._p_first.append(pos)
+            self._pair_of[c] = len(self._p_first) - 1
+            if ends[c] > running:
+                running = ends[c]
+            self._p_max_end.append(running)
+        self._p_first.append(n)
         # Hop counts between nodes in the graph of node pairs (times ignored), a lower bound on any route's hop
         # count: precomputed when small, otherwise searched per query (``_fewer_hops_possible``).
         self._hop_table: list[list[int]] | None = None
-        pairs = sum(len(s) for s in self._succ)
-        if count * (count + pairs) <= _HOP_TABLE_WORK:
+        if count * (count + len(self._p_first)) <= _HOP_TABLE_WORK:
             self._hop_table = [self._hops_from(k) for k in range(count)]
 
     def _hops_from(self, source: int) -> list[int]:
@@ -168,7 +175,7 @@ class ContactGraph:
             depth += 1
             new = []
             for k in front:
-                for m in self._succ[k]:
+                for m, _ in self._succ_pairs[k]:
                     if hops[m] == _BIG:
                         hops[m] = depth
                         new.append(m)
@@ -238,7 +245,8 @@ class ContactGraph:
         table = self._hop_table
         if hops == 1 or (table is not None and table[src][dst] >= hops):
             return path  # no route has fewer hops
-        if not self._fewer_hops_possible(src, dst, hops, start_s, arrival, banned, banned_contacts):
+        budget = max(_HOP_SEARCH_BUDGET, len(reached) // 4)  # pairs to look at: a small part of a search's work
+        if not self._fewer_hops_possible(src, dst, hops, start_s, arrival, banned, banned_contacts, budget):
             return path
         latest = self._latest_departure(dst, start_s, arrival, reached, banned_contacts, banned)
         again = self._fewest_hops(src, dst, start_s, latest, banned_contacts)
@@ -343,14 +351,16 @@ class ContactGraph:
         arrival_s: float,
         banned: list[int],
         banned_contacts: frozenset[int] | set[int],
+        budget: int,
     ) -> bool:
         """Whether a path of fewer than ``hops`` hops may arrive by ``arrival_s``: whether the graph of node pairs
         has one that avoids the ``banned`` nodes, using only pairs with a contact (not banned) open at some time
         between ``start_s`` and ``arrival_s``. The precomputed table answers when it says no; otherwise a
-        bidirectional breadth-first search, given up (answer: possible) after a bounded amount of work."""
-        pair_starts = self._pair_starts
-        pair_max_end = self._pair_max_end
-        pair_cids = self._pair_cids
+        bidirectional breadth-first search, given up (answer: possible) after looking at ``budget`` pairs."""
+        p_first = self._p_first
+        p_start = self._p_start
+        p_max_end = self._p_max_end
+        p_cid = self._p_cid
         ends = self.end_s
         blocked = set(banned)
         banned_pairs = {self._pair_of[c] for c in banned_contacts} if banned_contacts else set()
@@ -358,7 +368,6 @@ class ContactGraph:
         seen_b = {dst}
         front_f = [src]
         front_b = [dst]
-        budget = _HOP_SEARCH_BUDGET
         depth = 0
         while depth < hops - 1:
             forward = len(front_f) <= len(front_b)
@@ -369,15 +378,18 @@ class ContactGraph:
             new: list[int] = []
             for k in front:
                 budget -= len(adjacency[k])
+                if budget < 0:
+                    return True  # not worth more work than the search itself: do the fewest-hops passes
                 for m, pid in adjacency[k]:
                     if m in seen or m in blocked:
                         continue
                     # A contact of the pair opening by ``arrival_s`` and closing after ``start_s``?
-                    last = bisect_right(pair_starts[pid], arrival_s) - 1
-                    if last < 0 or pair_max_end[pid][last] <= start_s:
+                    first = p_first[pid]
+                    last = bisect_right(p_start, arrival_s, first, p_first[pid + 1]) - 1
+                    if last < first or p_max_end[last] <= start_s:
                         continue
                     if pid in banned_pairs and not any(
-                        ends[c] > start_s and c not in banned_contacts for c in pair_cids[pid][: last + 1]
+                        ends[c] > start_s and c not in banned_contacts for c in p_cid[first : last + 1]
                     ):
                         continue
                     if m in other:
@@ -386,8 +398,6 @@ class ContactGraph:
                     new.append(m)
             if not new:
                 return False
-            if budget < 0:
-                return True
             depth += 1
             if forward:
                 front_f = new
