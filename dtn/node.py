@@ -691,6 +691,8 @@ class Node:
     def _delivery(self, endpoint: str, bundle_id: BundleId) -> Delivery | None:
         assert self.store is not None
         bundle = self._uncache(bundle_id)
+        if bundle is not None and self.store.get(bundle_id) is None:
+            return None  # deleted (expired, say) since it arrived; the deletion's action is not drained yet
         if bundle is None:
             try:
                 bundle = decode_bundle(self.store.raw(bundle_id), max_bytes=1 << 40)

@@ -52,12 +52,16 @@ class PayloadFiles:
             raise StoreError(f"bad payload file name {name!r} in the store database: the database is corrupt")
         return self.directory / name
 
-    def write(self, first: bytes, rest: Iterable[bytes]) -> tuple[str, int]:
-        """Write ``first`` then every chunk of ``rest`` to a new file; returns (name, bytes written). Durable
-        against power loss only after ``sync_files``."""
-        token = secrets.token_hex(16)
-        name = token + SUFFIX
-        temp = self.directory / (TEMP_PREFIX + token)
+    @staticmethod
+    def new_name() -> str:
+        """A fresh file name (nothing written yet)."""
+        return secrets.token_hex(16) + SUFFIX
+
+    def write(self, first: bytes, rest: Iterable[bytes], *, name: str | None = None) -> tuple[str, int]:
+        """Write ``first`` then every chunk of ``rest`` to a new file (named ``name``, default a fresh name);
+        returns (name, bytes written). Durable against power loss only after ``sync_files``."""
+        name = name or self.new_name()
+        temp = self.directory / (TEMP_PREFIX + name.removesuffix(SUFFIX))
         size = 0
         try:
             with open(temp, "wb") as out:

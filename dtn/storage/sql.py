@@ -62,6 +62,8 @@ logger = logging.getLogger(__name__)
 
 #: Bundles larger than this many bytes are stored as files (when the store has a payload directory).
 DEFAULT_LARGE_PAYLOAD_BYTES = 256 * 1024
+#: Bytes of bundle files that ``add`` leaves in memory for ``commit`` to write (beyond: written at once).
+MAX_UNWRITTEN_BYTES = 64 * 1024 * 1024
 
 
 class Durability(StrEnum):
@@ -246,6 +248,9 @@ class SqlBundleStore:
         self._count = 0
         self._new_files: list[str] = []
         self._unlink_after_commit: list[str] = []
+        # Files of the open transaction still in memory: commit() writes them (in its thread) before the rows.
+        self._unwritten: dict[str, bytes] = {}
+        self._unwritten_bytes = 0
         self._lock = threading.RLock()
         #: A commit waits for the disk or a server (see the class docstring); set by ``open_store``.
         self.commit_waits_for_disk = True
@@ -421,6 +426,8 @@ class SqlBundleStore:
                 logger.exception("could not remove uncommitted bundle files (recovery will)")
         self._new_files.clear()
         self._unlink_after_commit.clear()
+        self._unwritten.clear()
+        self._unwritten_bytes = 0
         if self._cur is not None:
             try:
                 self._refresh_totals()
@@ -466,7 +473,14 @@ class SqlBundleStore:
             if self.is_known(meta.id):
                 return False
             self._check_quota(meta)
-            return self._insert_file(meta, self._payloads, raw, ())
+            if self._unwritten_bytes + len(raw) > MAX_UNWRITTEN_BYTES:
+                return self._insert_file(meta, self._payloads, raw, ())
+            name = self._payloads.new_name()
+            if not self._insert_row(meta, None, name):
+                return False
+            self._unwritten[name] = bytes(raw)
+            self._unwritten_bytes += len(raw)
+            return True
         quota = self._quota_bytes
         if quota is not None and self._bytes_used + meta.size_bytes > quota:
             if self.is_known(meta.id):
@@ -547,15 +561,19 @@ class SqlBundleStore:
         return row[0], row[1]
 
     def raw(self, bundle_id: BundleId) -> bytes:
-        payload, name = self._payload(bundle_id)
-        if name is not None and self._payloads is not None:
-            return self._payloads.read(name)
+        with self._lock:
+            payload, name = self._payload(bundle_id)
+            if name is not None and self._payloads is not None:
+                unwritten = self._unwritten.get(name)
+                return self._payloads.read(name) if unwritten is None else unwritten
         return bytes(payload or b"")
 
     def open_raw(self, bundle_id: BundleId) -> BinaryIO:
-        payload, name = self._payload(bundle_id)
-        if name is not None and self._payloads is not None:
-            return self._payloads.open(name)
+        with self._lock:
+            payload, name = self._payload(bundle_id)
+            if name is not None and self._payloads is not None:
+                unwritten = self._unwritten.get(name)
+                return self._payloads.open(name) if unwritten is None else io.BytesIO(unwritten)
         return io.BytesIO(payload or b"")
 
     def set_constraints(self, bundle_id: BundleId, constraints: Constraint) -> bool:
@@ -575,8 +593,13 @@ class SqlBundleStore:
             raise self._error(exc, f"updating bundle {bundle_id}") from exc
         self._bytes_used -= int(found[0])
         self._count -= 1
-        if found[1] is not None:
-            self._unlink_after_commit.append(found[1])
+        name = found[1]
+        if name is not None:
+            unwritten = self._unwritten.pop(name, None)
+            if unwritten is None:
+                self._unlink_after_commit.append(name)
+            else:  # stored and deleted in the same transaction: never written
+                self._unwritten_bytes -= len(unwritten)
         return True
 
     def delete(self, bundle_id: BundleId) -> bool:
@@ -627,8 +650,18 @@ class SqlBundleStore:
             if self._db is None:
                 raise StoreError(f"the bundle store {self._where} is closed")
             payloads = self._payloads
-            if payloads is not None and payloads.sync and self._new_files:
-                payloads.sync_files(self._new_files)  # the files first: a committed row never lacks its file
+            try:
+                if payloads is not None and self._unwritten:
+                    for name, data in self._unwritten.items():
+                        payloads.write(data, (), name=name)
+                        self._new_files.append(name)
+                    self._unwritten.clear()
+                    self._unwritten_bytes = 0
+                if payloads is not None and payloads.sync and self._new_files:
+                    payloads.sync_files(self._new_files)  # the files first: a committed row never lacks its file
+            except StoreError:
+                self._discard()  # its message says what to do and that the work since the last commit is lost
+                raise
             try:
                 self._db.commit()
             except self._db_errors as exc:

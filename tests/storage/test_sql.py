@@ -62,12 +62,14 @@ def test_rollback_discards_work_and_files(store_url: str, tmp_path: Path) -> Non
     store = reopen(store_url, tmp_path, large_payload_bytes=100)
     put(store, meta(1, size=500))
     store.commit()
-    put(store, meta(2, size=500))
+    put(store, meta(2, size=500))  # kept in memory until the commit writes it
+    streamed = meta(3, size=500)
+    assert store.add_stream(streamed, [payload(streamed.id, 500)[:200], payload(streamed.id, 500)[200:]])
     store.delete(meta(1).id)
     assert store.payload_dir is not None
-    assert len(os.listdir(store.payload_dir)) == 2
+    assert len(os.listdir(store.payload_dir)) == 2  # the committed one and the streamed one
     store.rollback()
-    assert meta(1).id in store and not store.is_known(meta(2).id)
+    assert meta(1).id in store and not store.is_known(meta(2).id) and not store.is_known(streamed.id)
     assert len(store) == 1 and store.bytes_used == 500
     assert len(os.listdir(store.payload_dir)) == 1
     store.close()
@@ -176,6 +178,7 @@ resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))
 m = meta(1, size=60_000)
 try:
     store.add(m, payload(m.id, 60_000))
+    store.commit()  # the file is written at the latest by the commit that holds its row
 except StoreError as exc:
     print("StoreError:", exc)
 print(len(store), store.bytes_used, sorted(p.name for p in store.payload_dir.iterdir()))
@@ -325,4 +328,26 @@ def test_commit_in_a_worker_thread_while_the_owner_keeps_using_the_store(store_u
         assert store.raw(m.id) == payload(m.id, m.size_bytes)
     assert store.payload_dir is not None
     assert len(os.listdir(store.payload_dir)) == sum(1 for m in kept if m.size_bytes > 1000)
+    store.close()
+
+
+@pytest.mark.parametrize("store_url", SQL_BACKENDS, indirect=True)
+def test_a_bundle_file_is_written_by_the_commit_that_holds_its_row(store_url: str, tmp_path: Path) -> None:
+    store = reopen(store_url, tmp_path, durability=Durability.POWER_LOSS, large_payload_bytes=100)
+    assert store.payload_dir is not None
+    first, second = meta(1, size=5000), meta(2, size=5000)
+    assert put(store, first)
+    assert os.listdir(store.payload_dir) == []  # in memory until the commit
+    assert store.raw(first.id) == payload(first.id, 5000)
+    with store.open_raw(first.id) as stream:
+        assert stream.read() == payload(first.id, 5000)
+    store.commit()
+    assert len(os.listdir(store.payload_dir)) == 1
+    assert put(store, second) and store.delete(second.id)  # stored and deleted in one transaction
+    store.commit()
+    assert len(os.listdir(store.payload_dir)) == 1 and store.raw(first.id) == payload(first.id, 5000)
+    assert not put(store, first)  # still a duplicate
+    store.close()
+    store = reopen(store_url, tmp_path, durability=Durability.POWER_LOSS, large_payload_bytes=100)
+    assert store.recovery.clean and store.raw(first.id) == payload(first.id, 5000) and len(store) == 1
     store.close()
