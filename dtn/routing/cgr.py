@@ -1,22 +1,29 @@
 """Contact Graph Routing, pure route search (CCSDS SABR 734.3-B-1 / ION ``libcgr``).
 
-``ContactGraph`` compiles a ContactPlan: every contact with a range at its start becomes a vertex with its
-delay (OWLT + ION's margin); contacts leaving a node are kept sorted by end time so that a search only looks at
-contacts still open. ``ContactGraph.search`` is Dijkstra over contacts for the earliest arrival time:
+``ContactGraph`` compiles a ContactPlan once per plan: every contact with a range at its start becomes a vertex
+with its delay (OWLT + ION's margin). Contact ids are grouped by sending node and ordered by end time; for the
+search the graph also keeps, as flat parallel lists with one slice per node (nodes renumbered densely), the
+contacts by (sending node, start) and by (receiving node, start), and the graph of node pairs (with hop counts
+between all nodes when the graph is small). ``ContactGraph.search`` is Dijkstra over contacts for the earliest
+arrival time:
 
 * arrival over contact Y reached at time t is ``max(Y.start, t) + owlt + margin``, usable only if
   ``Y.end > t`` (the window is ``[start, end)``: data arriving at the end instant is too late);
 * labels are ordered by (arrival, hops, end of the last contact): ties go to fewer hops, then to the contact
   that ends earliest (keeping longer contacts for later traffic);
-* a first pass expands each node once and finds the earliest arrival T*; a backward pass finds how late each
-  node can be left and still make T*; a last pass may expand a node again, but only by a label with strictly
-  fewer hops than every earlier expansion (earlier expansions arrived no later, so a label that has no fewer
-  hops is dominated) and only with labels that can still make T*. Each expansion scans only the contacts of
-  that node still open, so a search costs about O(contacts log contacts).
+* a first pass expands each node once and finds the earliest arrival T*. A node's contacts are taken by start
+  time: those open when the node is reached at once, the others through a cursor queued at the next start,
+  so contacts that open after T* are never looked at;
+* if the path found has as few hops as any path of node pairs that avoids the banned nodes and uses pairs with
+  a contact open before T*, it is the answer. Otherwise a backward pass finds how late each node can be left
+  and still make T*, and a last pass may expand a node again, but only by a label with strictly fewer hops
+  than every earlier expansion (earlier expansions arrived no later, so a label that has no fewer hops is
+  dominated) and only with labels that can still make T*. A search costs about O(k log k) for the k contacts
+  open between the start and T* at the nodes reached by then.
 
 The search ignores volume (as ION's does); volume, queues and the bundle's deadline are applied per bundle by
 ``dtn.routing.cgr_router``. ``RouteList`` extends the best route into a ranked list with Yen's k-shortest-paths
-algorithm, computed lazily, one route at a time.
+algorithm (Lawler's refinement), computed lazily, one route at a time.
 """
 
 from __future__ import annotations
@@ -160,6 +167,9 @@ class ContactGraph:
                 running = ends[c]
             self._p_max_end.append(running)
         self._p_first.append(n)
+        self._forward_index = (
+            self._o_start, self._o_end, self._o_delay, self._o_to, self._o_cid, self._o_first, self._o_span
+        )
         # Hop counts between nodes in the graph of node pairs (times ignored), a lower bound on any route's hop
         # count: precomputed when small, otherwise searched per query (``_fewer_hops_possible``).
         self._hop_table: list[list[int]] | None = None
@@ -223,9 +233,10 @@ class ContactGraph:
         1. earliest arrival T*: Dijkstra on (arrival, hops, end), each node expanded once; a node's contacts are
            taken by start time, those not yet open through a cursor queued at the next start, so contacts
            opening after T* are never looked at;
-        2. only if the path found may not have the fewest hops (a path with fewer hops exists in the graph of
-           node pairs): the latest time each node can be left and still make T* (backward, contacts opening
-           before T*, pruned by the pass 1 arrival times);
+        2. only if the path found may not have the fewest hops (the graph of node pairs, limited to pairs with
+           an unbanned contact open between the start and T* and to unbanned nodes, has a shorter path): the
+           latest time each node can be left and still make T* (backward, contacts opening before T*, pruned by
+           the pass 1 arrival times);
         3. fewest hops: a node may be expanded again by a label with strictly fewer hops than every earlier
            expansion (earlier expansions arrived no later, so a label that has no fewer hops is dominated),
            only with labels that can still make T*."""
@@ -249,21 +260,15 @@ class ContactGraph:
         if not self._fewer_hops_possible(src, dst, hops, start_s, arrival, banned, banned_contacts, budget):
             return path
         latest = self._latest_departure(dst, start_s, arrival, reached, banned_contacts, banned)
-        again = self._fewest_hops(src, dst, start_s, latest, banned_contacts)
+        again = self._fewest_hops(src, dst, start_s, latest, banned_contacts, hops)
         return path if again is None else again
 
     def _earliest(
         self, src: int, dst: int, start_s: float, banned_contacts: frozenset[int] | set[int], banned: list[int]
     ) -> tuple[list[int], float, list[float]] | None:
         """Pass 1: (contact ids, earliest arrival, per node the arrival of its expansion or inf)."""
-        o_start = self._o_start
-        o_end = self._o_end
-        o_delay = self._o_delay
-        o_to = self._o_to
-        o_cid = self._o_cid
-        o_first = self._o_first
-        o_span = self._o_span
-        count = len(self._nodes)
+        o_start, o_end, o_delay, o_to, o_cid, o_first, o_span = self._forward_index
+        count = len(o_span)
         best = [_INF] * count  # best queued arrival per node
         best_hops = [0] * count
         best_end = [_INF] * count
@@ -461,9 +466,17 @@ class ContactGraph:
         return latest
 
     def _fewest_hops(
-        self, src: int, dst: int, start_s: float, latest: list[float], banned_contacts: frozenset[int] | set[int]
+        self,
+        src: int,
+        dst: int,
+        start_s: float,
+        latest: list[float],
+        banned_contacts: frozenset[int] | set[int],
+        max_hops: int,
     ) -> list[int] | None:
-        """Pass 3: the fewest-hops path among those that make the earliest arrival (``latest`` from pass 2)."""
+        """Pass 3: the fewest-hops path among those that make the earliest arrival (``latest`` from pass 2), if it
+        has fewer than ``max_hops`` hops (None otherwise). A label whose hops plus the hop count from its node to
+        ``dst`` in the graph of node pairs (when the table is there) reach ``max_hops`` is not queued."""
         o_start = self._o_start
         o_end = self._o_end
         o_delay = self._o_delay
@@ -474,6 +487,9 @@ class ContactGraph:
         count = len(self._nodes)
         # Float slack (latest = bound - delay); -inf stays -inf (no label there can make T*).
         limit = [b + 1e-9 * (1.0 + abs(b)) if b > -_INF else b for b in latest]
+        table = self._hop_table
+        # Per node, the hop count a label there may have at most: max_hops - 1 - (hops from there to dst).
+        allowed = [max_hops - 1 - row[dst] for row in table] if table is not None else [max_hops - 1] * count
         best = [_INF] * count
         best_hops = [_BIG] * count
         expanded_hops = [_BIG] * count
@@ -502,8 +518,8 @@ class ContactGraph:
                 s = o_start[j]
                 arrival = (s if s > at else at) + o_delay[j]
                 t = o_to[j]
-                if arrival > limit[t]:
-                    continue  # cannot make the earliest arrival any more (or t is of no use)
+                if arrival > limit[t] or nxt > allowed[t]:
+                    continue  # cannot make the earliest arrival any more (or t is of no use), or too many hops
                 old = best[t]
                 if arrival >= old and nxt >= best_hops[t]:
                     continue  # a label already queued for t is no worse
@@ -605,6 +621,8 @@ class RouteList:
 
     def get(self, k: int) -> Route | None:
         """The k-th best route (0-based), computing routes as needed; None when there are fewer."""
+        if k < len(self.routes):
+            return self.routes[k]
         while len(self.routes) <= k and not self._exhausted:
             self._extend()
         return self.routes[k] if k < len(self.routes) else None
