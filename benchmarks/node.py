@@ -111,14 +111,35 @@ class Receiver:
     once and counts the node's confirmations of those acknowledgements. Payloads carry their sequence number in
     their first 8 bytes, so a lost, duplicated or damaged bundle is noticed."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse, payload_bytes: int) -> None:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, payload_bytes: int, *, batch_acks: bool = False) -> None:
         self.ws = ws
         self.payload_bytes = payload_bytes
+        self.batch_acks = batch_acks
         self.seen: set[int] = set()
         self.confirmed = 0
         self.duplicates = 0
+        self._to_ack: list[str] = []
+        self._ack_ready = asyncio.Event()
+
+    async def _acker(self) -> None:
+        """Acknowledge, in one frame, every delivery taken since the last ack frame (runs when the receiving loop
+        waits for the network, i.e. once the deliveries that arrived together are all taken)."""
+        while True:
+            await self._ack_ready.wait()
+            self._ack_ready.clear()
+            ids, self._to_ack = self._to_ack, []
+            if ids:
+                await self.ws.send_str(json.dumps({"type": "ack", "ids": ids}))
 
     async def run_until(self, confirmed: int) -> None:
+        acker = asyncio.create_task(self._acker()) if self.batch_acks else None
+        try:
+            await self._run_until(confirmed)
+        finally:
+            if acker is not None:
+                acker.cancel()
+
+    async def _run_until(self, confirmed: int) -> None:
         pending_id: str | None = None
         while self.confirmed < confirmed:
             msg = await self.ws.receive()
@@ -127,9 +148,10 @@ class Receiver:
                 if doc["type"] == "delivery":
                     pending_id = str(doc["id"])
                 elif doc["type"] == "ack":
-                    if not doc["ok"]:
-                        raise RuntimeError(f"the node refused the acknowledgement of {doc['id']}")
-                    self.confirmed += 1
+                    oks = doc["ok"] if "ids" in doc else [doc["ok"]]
+                    if not all(oks):
+                        raise RuntimeError(f"the node refused an acknowledgement: {doc}")
+                    self.confirmed += len(oks)
                 else:
                     raise RuntimeError(f"unexpected message {doc}")
             elif msg.type == aiohttp.WSMsgType.BINARY:
@@ -140,7 +162,11 @@ class Receiver:
                 if seq in self.seen:
                     self.duplicates += 1
                 self.seen.add(seq)
-                await self.ws.send_str(json.dumps({"type": "ack", "id": pending_id}))
+                if self.batch_acks:
+                    self._to_ack.append(pending_id)
+                    self._ack_ready.set()
+                else:
+                    await self.ws.send_str(json.dumps({"type": "ack", "id": pending_id}))
                 pending_id = None
             else:
                 raise RuntimeError(f"WebSocket closed: {msg.type!r} {self.ws.exception()}")
@@ -188,7 +214,7 @@ async def measure_flow(nodes: list[Dtnd], flow: Flow, senders: int, window: int,
     async with DtnClient(nodes[0].api) as tx, aiohttp.ClientSession() as http:
         ws = await http.ws_connect(f"http://{nodes[-1].api}{PREFIX}/ws", max_msg_size=0,
                                    params={"endpoint": destination, "window": str(window)})
-        receiver = Receiver(ws, flow.payload_bytes)
+        receiver = Receiver(ws, flow.payload_bytes, batch_acks=flow.batch > 1)
         warm = min(WARMUP_BUNDLES, flow.count)
         await asyncio.wait_for(asyncio.gather(send_all(tx, destination, payload, range(warm), senders),
                                               receiver.run_until(warm)), RUN_TIMEOUT_S)
@@ -584,7 +610,8 @@ def main() -> int:
     parser.add_argument("--senders", type=int, default=16, help="concurrent API senders (default 16)")
     parser.add_argument("--window", type=int, default=64, help="WebSocket delivery window (default 64, the max)")
     parser.add_argument("--batch", type=int, default=1,
-                        help="1 KiB payloads per API request (POST /v1/bundles?sizes=...; default 1: one each)")
+                        help="1 KiB payloads per API request (POST /v1/bundles?sizes=...; default 1: one each); "
+                             "above 1 the receiver also acknowledges the deliveries it has in one frame")
     parser.add_argument("--no-large", action="store_true", help="skip the largest-payload peak RSS run")
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="py-spy every dtnd of the 1 KiB relay run; flame graphs and summaries into DIR")

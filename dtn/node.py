@@ -733,6 +733,17 @@ class Node:
             answers.append(agent.delivery_acknowledged(endpoint, bundle_id, now, dtn_ms))
         return answers
 
+    def return_deliveries(self, endpoint: str, bundle_ids: list[BundleId]) -> None:
+        """The reader of these deliveries went away without acknowledging them: offer them again now (not when
+        their lease ends). ``endpoint`` is a normalised EID text."""
+        queue = self._endpoints.get(endpoint)
+        if queue is None:
+            return
+        for bundle_id in bundle_ids:
+            if bundle_id in queue.pending:
+                queue.pending[bundle_id] = 0.0
+        queue.changed.set()
+
     async def committed(self) -> None:
         """Return once a commit covering everything done so far has returned."""
         await self._committed()

@@ -413,6 +413,13 @@ class Subscription:
         bundle_id = delivery.bundle_id if isinstance(delivery, Delivery) else delivery
         await self._ws.send_str(json.dumps({"type": "ack", "id": bundle_id}))
 
+    async def ack_many(self, deliveries: Sequence[Delivery | str]) -> None:
+        """Acknowledge several deliveries in one frame (at most 1024; the node releases them with one commit)."""
+        assert self._ws is not None
+        if deliveries:
+            ids = [d.bundle_id if isinstance(d, Delivery) else d for d in deliveries]
+            await self._ws.send_str(json.dumps({"type": "ack", "ids": ids}))
+
 
 async def file_chunks(path: Path, total: int, progress: Callable[[int, int], None] | None) -> AsyncIterator[bytes]:
     """The file's bytes in 1 MiB chunks, reporting progress."""

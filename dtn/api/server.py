@@ -428,7 +428,9 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
     For each delivery the server sends a text frame ``{"type": "delivery", "id", "endpoint", "source",
     "creation_ms", "file_name", "size_bytes"}`` followed by one binary frame holding the payload. The client
     acknowledges with ``{"type": "ack", "id": ID}``; the server answers ``{"type": "ack", "id", "ok"}`` once the
-    release is durable (the acks that arrive together share one commit). At most
+    release is durable (the acks that arrive together share one commit). Several deliveries can be acknowledged
+    in one frame, ``{"type": "ack", "ids": [ID, ...]}``, answered by one frame ``{"type": "ack", "ids": [...],
+    "ok": [...]}``. At most
     ``window`` deliveries (default 1) are outstanding; unacknowledged ones are offered again later (to this or
     another reader) when the connection closes."""
     node = request.app[NODE_KEY]
@@ -464,7 +466,7 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
             )
             await ws.send_bytes(delivery.payload)  # type: ignore[arg-type]  # aiohttp takes any bytes-like
 
-    acks: list[BundleId] = []
+    acks: list[tuple[list[BundleId], bool]] = []  # (ids, answered in one frame) per ack frame
     acks_ready = asyncio.Event()
     reading = True
 
@@ -475,19 +477,25 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
                 acks_ready.clear()
                 await acks_ready.wait()
                 continue
-            batch = acks[:]
+            frames = acks[:]
             del acks[:]
+            batch = [bundle_id for ids, _ in frames for bundle_id in ids]
             answers = await asyncio.shield(node.release_deliveries(endpoint, batch))
             for bundle_id in batch:
                 if bundle_id in outstanding:  # the application has it: the next delivery may go out
                     outstanding.discard(bundle_id)
                     slots.release()
             await asyncio.shield(node.committed())
+            replies = iter(answers)
             try:
-                for bundle_id, ok in zip(batch, answers, strict=True):
+                for ids, grouped in frames:
+                    oks = [next(replies) for _ in ids]
                     if ws.closed:
-                        break
-                    await ws.send_str(json.dumps({"type": "ack", "id": str(bundle_id), "ok": ok}))
+                        continue
+                    if grouped:
+                        await ws.send_str(json.dumps({"type": "ack", "ids": [str(i) for i in ids], "ok": oks}))
+                    else:
+                        await ws.send_str(json.dumps({"type": "ack", "id": str(ids[0]), "ok": oks[0]}))
             except (ConnectionError, RuntimeError):
                 pass  # the application went away; its acknowledgements stand
 
@@ -501,11 +509,16 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
                 doc = json.loads(msg.data)
                 if doc.get("type") != "ack":
                     raise ValueError(f"unknown message type {doc.get('type')!r}")
-                bundle_id = BundleId.parse(str(doc["id"]))
+                if "ids" in doc:
+                    if not isinstance(doc["ids"], list) or not 1 <= len(doc["ids"]) <= MAX_BATCH:
+                        raise ValueError(f"ids: expected a list of 1 to {MAX_BATCH} bundle IDs")
+                    ack = ([BundleId.parse(str(i)) for i in doc["ids"]], True)
+                else:
+                    ack = ([BundleId.parse(str(doc["id"]))], False)
             except (ValueError, KeyError, AttributeError) as exc:
                 await ws.send_str(json.dumps({"type": "error", "error": f"bad message: {exc}"}))
                 continue
-            acks.append(bundle_id)
+            acks.append(ack)
             acks_ready.set()
     finally:
         pusher.cancel()
@@ -515,6 +528,7 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
         acks_ready.set()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.shield(confirmer)
+        node.return_deliveries(endpoint, list(outstanding))  # unacknowledged: to the next reader at once
     return ws
 
 

@@ -99,3 +99,34 @@ async def test_large_payloads_in_and_out_by_http_whole_and_streamed(api: Served,
         got[delivery.bundle_id] = delivery.payload
         assert await api.client.acknowledge(delivery)
     assert got == {first: whole, second: streamed}
+
+
+async def test_several_deliveries_acknowledged_in_one_frame(api: Served) -> None:
+    sent = [await api.client.send("ipn:1.11", f"bundle {i}".encode()) for i in range(5)]
+    url = f"{api.client._base}{PREFIX}/ws"
+    async with aiohttp.ClientSession() as http, http.ws_connect(
+        url, params={"endpoint": "ipn:1.11", "window": "5"}
+    ) as ws:
+        ids = await _deliveries(ws, 5)
+        assert ids == sent
+        await ws.send_str(json.dumps({"type": "ack", "ids": [*ids[:3], ids[0]]}))
+        await ws.send_str(json.dumps({"type": "ack", "ids": "not a list"}))
+        answers = []
+        while len(answers) < 2:
+            doc = json.loads((await asyncio.wait_for(ws.receive(), 10)).data)
+            answers.append(doc)
+        assert {"type": "ack", "ids": [*ids[:3], ids[0]], "ok": [True, True, True, False]} in answers
+        assert any(a["type"] == "error" and "ids" in a["error"] for a in answers)
+    async with api.client.subscribe("ipn:1.11", window=5) as subscription:
+        rest = []
+        async for delivery in subscription:
+            rest.append(delivery)
+            if len(rest) == 2:
+                await subscription.ack_many(rest)
+                break
+    assert [d.bundle_id for d in rest] == ids[3:]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while await api.client.bundles():
+        assert loop.time() < deadline, "bundles acknowledged with ack_many still stored"
+        await asyncio.sleep(0.02)
