@@ -299,8 +299,8 @@ class ContactGraph:
                 s = o_start[j]
                 if s > at and heap and s > heap[0][0]:
                     # Not open yet and other work comes first: a cursor takes the rest when it opens, skipping
-                    # contacts into nodes expanded already (they cannot improve anything).
-                    while reached[o_to[j]] != _INF:
+                    # contacts into nodes with a label queued by the time they open (they cannot improve it).
+                    while best[o_to[j]] <= o_start[j]:
                         j += 1
                         if j == stop:
                             break

@@ -6,9 +6,11 @@ the loop out and the rest of the sequence still works from the earlier, no-later
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dtn.routing import cgr
 from dtn.routing.cgr import ContactGraph, RouteList
 from dtn.routing.contacts import Contact, ContactPlan, Range, RangeIndex, owlt_margin_s
 
@@ -212,6 +214,10 @@ def bigger_plans(draw: st.DrawFn) -> ContactPlan:
 @settings(max_examples=200, deadline=None)
 @given(bigger_plans(), st.data())
 def test_search_with_bans_matches_reference(plan: ContactPlan, data: st.DataObject) -> None:
+    check_search_with_bans(plan, data)
+
+
+def check_search_with_bans(plan: ContactPlan, data: st.DataObject) -> None:
     graph = ContactGraph(plan)
     nodes = plan.nodes()
     source = data.draw(st.sampled_from(nodes))
@@ -231,3 +237,13 @@ def test_search_with_bans_matches_reference(plan: ContactPlan, data: st.DataObje
     assert not banned_contacts & set(found)
     assert not banned_nodes & {graph.to_node[cid] for cid in found}
     assert (graph.walk(found, now), len(found)) == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(bigger_plans(), st.data())
+def test_search_without_hop_table_matches_reference(plan: ContactPlan, data: st.DataObject) -> None:
+    # Large graphs have no table of hop counts between nodes: the bounded node-pair search decides alone.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cgr, "_HOP_TABLE_WORK", 0)
+        patch.setattr(cgr, "_HOP_SEARCH_BUDGET", data.draw(st.sampled_from([1, 8, 64])))
+        check_search_with_bans(plan, data)
