@@ -72,6 +72,9 @@ MAX_QUEUED_TRANSMIT_BYTES = 48 * 1024 * 1024
 MAX_REMEMBERED_REPORTS = 10_000
 #: Payload bytes of just-received bundles kept for their first delivery (beyond: read back from the store).
 MAX_DELIVERY_CACHE_BYTES = 16 * 1024 * 1024
+#: How long a bundle from a neighbour waits for room in the transmission queue before it is taken anyway (a
+#: bound, not a block: two nodes sending to each other with full queues must not wait for each other forever).
+RECEIVE_BACKPRESSURE_S = 2.0
 #: A delivery handed to an application and not acknowledged is offered again after this long.
 DELIVERY_LEASE_S = 30.0
 RECONNECT_MIN_S = 0.2
@@ -402,7 +405,9 @@ class Node:
 
     async def bundle_received(self, link: Link, data: bytes) -> RefuseReason | None:
         agent = self._agent()
-        await self._room_to_transmit()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(RECEIVE_BACKPRESSURE_S):
+                await self._room_to_transmit()
         await self._store_turn()
         result = agent.receive(data, self.clock.now(), self.clock.dtn_ms(), from_node=link.peer_node_id)
         if not result.accepted:

@@ -62,8 +62,10 @@ logger = logging.getLogger(__name__)
 
 #: Bundles larger than this many bytes are stored as files (when the store has a payload directory).
 DEFAULT_LARGE_PAYLOAD_BYTES = 256 * 1024
-#: Bytes of bundle files that ``add`` leaves in memory for ``commit`` to write (beyond: written at once).
-MAX_UNWRITTEN_BYTES = 64 * 1024 * 1024
+#: Bytes of bundle files that ``add`` leaves in memory for ``commit`` to write (beyond: written at once), and the
+#: largest file left so (a larger one is written at once: its bytes need not stay in memory until the commit).
+MAX_UNWRITTEN_BYTES = 32 * 1024 * 1024
+MAX_UNWRITTEN_FILE_BYTES = 4 * 1024 * 1024
 
 
 class Durability(StrEnum):
@@ -473,7 +475,7 @@ class SqlBundleStore:
             if self.is_known(meta.id):
                 return False
             self._check_quota(meta)
-            if self._unwritten_bytes + len(raw) > MAX_UNWRITTEN_BYTES:
+            if len(raw) > MAX_UNWRITTEN_FILE_BYTES or self._unwritten_bytes + len(raw) > MAX_UNWRITTEN_BYTES:
                 return self._insert_file(meta, self._payloads, raw, ())
             name = self._payloads.new_name()
             if not self._insert_row(meta, None, name):

@@ -166,3 +166,27 @@ async def test_a_bundle_that_expires_while_waiting_is_not_delivered(tmp_path: Pa
         assert node._delivery_cache == {} and node._delivery_cache_bytes == 0
     finally:
         await node.stop()
+
+
+async def test_two_nodes_sending_to_each_other_with_full_queues_do_not_wait_forever(
+    line: list[Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dtn.node
+
+    monkeypatch.setattr(dtn.node, "MAX_QUEUED_TRANSMIT_BYTES", 0)
+    monkeypatch.setattr(dtn.node, "RECEIVE_BACKPRESSURE_S", 0.05)
+    first, relay, _ = line
+    first.register("ipn:1.1")
+    relay.register("ipn:2.1")
+    await wait_for(lambda: "ipn:2.0" in first.status()["links_up"] and "ipn:1.0" in relay.status()["links_up"])
+    payloads = [bytes([n]) * 30_000 for n in range(8)]
+    sends = [first.send("ipn:2.1", p) for p in payloads] + [relay.send("ipn:1.1", p) for p in payloads]
+    await asyncio.wait_for(asyncio.gather(*sends), 30)
+    for node, endpoint in ((first, "ipn:1.1"), (relay, "ipn:2.1")):
+        got = []
+        for _ in payloads:
+            delivery = await node.next_delivery(endpoint, timeout_s=10)
+            assert delivery is not None
+            got.append(bytes(delivery.payload))
+            assert await node.acknowledge(endpoint, delivery.bundle_id)
+        assert sorted(got) == sorted(payloads)
