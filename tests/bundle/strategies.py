@@ -7,6 +7,8 @@ CRC types, payload sizes).
 
 from __future__ import annotations
 
+import dataclasses
+
 from hypothesis import strategies as st
 
 from dtn.bundle.blocks import BundleAge, CanonicalBlock, HopCount, PreviousNode, PrimaryBlock
@@ -158,18 +160,7 @@ def bundles(
         # Make the fragment's extent fit in the ADU.
         total = max(primary.total_adu_length, len(payload))
         offset = min(primary.fragment_offset, total - len(payload))
-        primary = PrimaryBlock(
-            primary.flags,
-            primary.crc_type,
-            primary.destination,
-            primary.source,
-            primary.report_to,
-            primary.creation_ms,
-            primary.sequence,
-            primary.lifetime_ms,
-            offset,
-            total,
-        )
+        primary = dataclasses.replace(primary, fragment_offset=offset, total_adu_length=total)
     numbers = draw(st.lists(st.integers(2, 2**20), unique=True, max_size=max_extensions))
     kinds_used: set[int] = set()
     blocks: list[CanonicalBlock] = []
