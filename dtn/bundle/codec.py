@@ -275,6 +275,25 @@ def _verify_crc(buf: bytes, mv: memoryview, start: int, pos: int, end: int, crc_
 
 def _decode_canonical(buf: bytes, mv: memoryview, pos: int, end: int) -> tuple[CanonicalBlock, int]:
     start = pos
+    block_type, number, flags, crc_type, pos = _decode_block_head(buf, pos, end)
+    data_start, data_end = read_string(buf, pos, end, MAJOR_BSTR, f"block {number} data")
+    pos = data_end
+    if crc_type:
+        pos = _verify_crc(buf, mv, start, pos, end, crc_type, f"block {number}")
+    block = _new(CanonicalBlock)
+    _c_type(block, block_type)
+    _c_number(block, number)
+    _c_flags(block, block_flags(flags))
+    _c_crc(block, _CRC_TYPES[crc_type])
+    _c_data(block, mv[data_start:data_end])
+    _c_image(block, mv[start:pos])
+    return block, pos
+
+
+def _decode_block_head(buf: bytes, pos: int, end: int) -> tuple[int, int, int, int, int]:
+    """The items of the canonical block at ``pos`` before its data, checked:
+    ``(block_type, number, flags, crc_type, data_pos)``, ``data_pos`` at the data's byte-string head (after
+    any tag 24). Shared by ``_decode_canonical`` and the streaming decoder (``dtn.bundle.stream``)."""
     initial = buf[pos] if pos < end else -1
     if initial == 0x85 or initial == 0x86:
         n = initial - 0x80
@@ -301,18 +320,7 @@ def _decode_canonical(buf: bytes, mv: memoryview, pos: int, end: int) -> tuple[C
         raise DecodeError(f"block {number} has {n} items, expected {6 if crc_type else 5} for CRC type {crc_type}")
     if pos + 1 < end and buf[pos] == 0xD8 and buf[pos + 1] == 24:
         pos += 2  # tag 24 (encoded CBOR data item) around the block data: accepted, never emitted
-    data_start, data_end = read_string(buf, pos, end, MAJOR_BSTR, f"block {number} data")
-    pos = data_end
-    if crc_type:
-        pos = _verify_crc(buf, mv, start, pos, end, crc_type, f"block {number}")
-    block = _new(CanonicalBlock)
-    _c_type(block, block_type)
-    _c_number(block, number)
-    _c_flags(block, block_flags(flags))
-    _c_crc(block, _CRC_TYPES[crc_type])
-    _c_data(block, mv[data_start:data_end])
-    _c_image(block, mv[start:pos])
-    return block, pos
+    return block_type, number, flags, crc_type, pos
 
 
 def _whole(data: bytes | bytearray | memoryview) -> tuple[bytes, memoryview]:
@@ -354,8 +362,12 @@ def _check(
     primary: PrimaryBlock,
     blocks: list[CanonicalBlock] | tuple[CanonicalBlock, ...],
     require_bundle_age: bool = True,
+    payload_length: int | None = None,
 ) -> tuple[str, StatusReason] | None:
-    """The first broken RFC 9171 §4 rule as ``(message, reason)``, or None when the bundle is valid."""
+    """The first broken RFC 9171 §4 rule as ``(message, reason)``, or None when the bundle is valid.
+
+    ``payload_length`` stands in for the length of the payload block's data when that data is not at hand
+    (the streaming codec, ``dtn.bundle.stream``)."""
     if not blocks:
         return "bundle has no payload block", StatusReason.BLOCK_UNINTELLIGIBLE
     last = blocks[-1]
@@ -394,9 +406,10 @@ def _check(
         offset, total = primary.fragment_offset, primary.total_adu_length
         if offset is None or total is None:
             return "fragment without fragment offset and total ADU length", StatusReason.BLOCK_UNINTELLIGIBLE
-        if offset + len(last.data) > total:
+        length = len(last.data) if payload_length is None else payload_length
+        if offset + length > total:
             return (
-                f"fragment [{offset}, {offset + len(last.data)}) exceeds the total ADU length {total}",
+                f"fragment [{offset}, {offset + length}) exceeds the total ADU length {total}",
                 StatusReason.BLOCK_UNINTELLIGIBLE,
             )
     elif primary.fragment_offset is not None or primary.total_adu_length is not None:
@@ -476,13 +489,26 @@ def encode_primary(primary: PrimaryBlock) -> bytes:
 
 def _canonical_parts(block: CanonicalBlock) -> list[BlockData]:
     data = block.data
+    hdr = _canonical_head(block, len(data))
+    crc_type = int(block.crc_type)
+    if not crc_type:
+        return [hdr, data]
+    if crc_type == 2:
+        value = _crc32c(b"\x44\x00\x00\x00\x00", _crc32c(data, _crc32c(hdr)))
+        return [hdr, data, b"\x44" + value.to_bytes(4, "big")]
+    return [hdr, data, b"\x42", block_crc(crc_type, hdr, data, b"\x42")]
+
+
+def _canonical_head(block: CanonicalBlock, data_length: int) -> bytes:
+    """The encoding of ``block`` up to its data (array head, the four numbers, the data's byte-string head
+    for ``data_length`` bytes). Shared by ``_canonical_parts`` and the streaming encoder."""
     try:
         crc_type = int(block.crc_type)
         if not 0 <= crc_type <= 2:
             raise EncodeError(f"block {block.number}: unknown CRC type {crc_type}")
         bt, num, fl = block.block_type, block.number, int(block.flags)
         if bt < 24 and num < 24 and fl < 24:
-            hdr = bytes((0x86 if crc_type else 0x85, bt, num, fl, crc_type)) + head(MAJOR_BSTR, len(data))
+            hdr = bytes((0x86 if crc_type else 0x85, bt, num, fl, crc_type)) + head(MAJOR_BSTR, data_length)
         else:
             hdr = b"".join(
                 (
@@ -491,17 +517,12 @@ def _canonical_parts(block: CanonicalBlock) -> list[BlockData]:
                     encode_uint(num),
                     encode_uint(fl),
                     _SMALL_UINTS[crc_type],
-                    head(MAJOR_BSTR, len(data)),
+                    head(MAJOR_BSTR, data_length),
                 )
             )
     except (ValueError, TypeError, AttributeError) as exc:
         raise EncodeError(f"block {block.number} cannot be encoded: {exc}") from exc
-    if not crc_type:
-        return [hdr, data]
-    if crc_type == 2:
-        value = _crc32c(b"\x44\x00\x00\x00\x00", _crc32c(data, _crc32c(hdr)))
-        return [hdr, data, b"\x44" + value.to_bytes(4, "big")]
-    return [hdr, data, b"\x42", block_crc(crc_type, hdr, data, b"\x42")]
+    return hdr
 
 
 def encode_block(block: CanonicalBlock) -> bytes:
