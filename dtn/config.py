@@ -5,6 +5,7 @@ names the key. ``dtnd`` flags override the file (see ``dtn.cli.dtnd``).
     data_dir = "dtn-data/node2"          # the SQLite store and large payload files live here
     log_level = "info"
     listen = ["tcpcl://127.0.0.1:4557", "udp://127.0.0.1:4557"]
+    fragment_payload_bytes = 16_777_216  # larger payloads are sent as fragments of this size; 0: never
 
     [store]
     url = "sqlite:///dtn-data/node2/store.sqlite"   # default; or postgresql+psycopg://user@host/db
@@ -41,6 +42,11 @@ CL_SCHEMES = ("tcpcl", "udp", "mem")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 DURABILITY_LEVELS = ("power", "process")
 DEFAULT_API_BIND = "127.0.0.1:4242"
+#: Payloads an application sends that are larger than this go out as fragments of this size made at the source
+#: (RFC 9171 §5.8), so that no node ever holds more than one piece of them in memory.
+DEFAULT_FRAGMENT_PAYLOAD_BYTES = 16 * 1024 * 1024
+#: Smallest fragment size accepted (below, the per-bundle overhead dominates).
+MIN_FRAGMENT_PAYLOAD_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +88,7 @@ class NodeConfig:
     clock_rate: float = 1.0
     epoch: str | None = None
     plan: Path | None = None
+    fragment_payload_bytes: int = DEFAULT_FRAGMENT_PAYLOAD_BYTES
 
     @property
     def node_eid(self) -> Eid:
@@ -189,7 +196,7 @@ def _route_pattern(pattern: str, key: str) -> str:
 def config_from_dict(raw: dict[str, Any], *, base_dir: Path | None = None) -> NodeConfig:
     """Validate a parsed TOML document; relative paths are taken relative to ``base_dir``."""
     top = {"node_id", "data_dir", "log_level", "listen", "store", "api", "neighbour", "route", "clock_rate",
-           "epoch", "plan"}
+           "epoch", "plan", "fragment_payload_bytes"}
     _unknown_keys(raw, top, "")
     if "node_id" not in raw:
         raise ConfigError("node_id: missing (e.g. node_id = \"ipn:2.0\")")
@@ -261,6 +268,14 @@ def config_from_dict(raw: dict[str, Any], *, base_dir: Path | None = None) -> No
     if clock_rate <= 0:
         raise ConfigError(f"clock_rate: must be positive, got {clock_rate}")
     plan = base / _expect(raw, "plan", str, "") if "plan" in raw else None
+    fragment_bytes = DEFAULT_FRAGMENT_PAYLOAD_BYTES
+    if "fragment_payload_bytes" in raw:
+        fragment_bytes = _expect(raw, "fragment_payload_bytes", int, "")
+        if fragment_bytes != 0 and fragment_bytes < MIN_FRAGMENT_PAYLOAD_BYTES:
+            raise ConfigError(
+                f"fragment_payload_bytes: {fragment_bytes} is below the minimum of {MIN_FRAGMENT_PAYLOAD_BYTES} "
+                "(0 turns source fragmentation off)"
+            )
     return NodeConfig(
         node_id=node_id,
         data_dir=data_dir,
@@ -273,6 +288,7 @@ def config_from_dict(raw: dict[str, Any], *, base_dir: Path | None = None) -> No
         clock_rate=clock_rate,
         epoch=_expect(raw, "epoch", str, "") if "epoch" in raw else None,
         plan=plan,
+        fragment_payload_bytes=fragment_bytes,
     )
 
 

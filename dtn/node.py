@@ -22,6 +22,7 @@ import logging
 import time
 import tomllib
 from collections import OrderedDict
+from collections.abc import AsyncIterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from typing import Any
 from dtn import __version__
 from dtn.agent.actions import BundleDeleted, Deliver, ReportReceived, Transmit
 from dtn.agent.agent import AgentConfig, BundleAgent
+from dtn.agent.heads import read_head
 from dtn.agent.registrations import DeliveryMode
 from dtn.bundle.admin import StatusReport
 from dtn.bundle.bundle import Bundle
@@ -68,6 +70,8 @@ RECEIVE_WINDOW = 2 * LINK_WINDOW
 #: applications and neighbours wait before the agent takes them (bounded memory when bundles arrive faster than
 #: they leave).
 MAX_QUEUED_TRANSMIT_BYTES = 48 * 1024 * 1024
+#: Bytes of received bundles a TCPCL session holds for the node's decision before it stops reading the socket.
+MAX_PENDING_RECEIVED_BYTES = 48 * 1024 * 1024
 #: Status reports remembered for ``wait_report`` (oldest forgotten first).
 MAX_REMEMBERED_REPORTS = 10_000
 #: Payload bytes of just-received bundles kept for their first delivery (beyond: read back from the store).
@@ -84,12 +88,44 @@ MAX_TABLE_DESTINATIONS = 100
 
 
 @dataclass(frozen=True, slots=True)
+class StoredPayload:
+    """A payload too large to read at once, left in the store: ``length`` bytes at ``offset`` of the stored
+    bundle ``bundle_id``; ``chunks()`` reads it piece by piece."""
+
+    store: BundleStore
+    bundle_id: BundleId
+    offset: int
+    length: int
+
+    def __len__(self) -> int:
+        return self.length
+
+    def chunks(self, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
+        """The payload in pieces of at most ``chunk_bytes``; ``DtnError`` if the store lost the bundle."""
+        try:
+            stream = self.store.open_raw(self.bundle_id)
+        except KeyError:
+            raise DtnError(f"bundle {self.bundle_id} is no longer stored") from None
+        with stream:
+            stream.seek(self.offset)
+            remaining = self.length
+            while remaining:
+                data = stream.read(min(chunk_bytes, remaining))
+                if not data:
+                    raise DtnError(f"the stored copy of bundle {self.bundle_id} is truncated")
+                remaining -= len(data)
+                yield data
+
+
+@dataclass(frozen=True, slots=True)
 class Delivery:
     bundle_id: BundleId
     endpoint: str
     source: str
     creation_ms: int
-    payload: bytes | memoryview  # a view of the bundle as read from the store (no copy of a large payload)
+    # A view of the bundle as read from the store (no copy of the payload), or for a large bundle the place in
+    # the store where its payload lies.
+    payload: bytes | memoryview | StoredPayload
     file_name: str | None
 
 
@@ -211,7 +247,12 @@ class Node:
             fmt = plan_format_of(str(config.plan), text)
             self.router.load(parse_plan(text, fmt, source=str(config.plan)), self.clock.dtn_ms())
             self.plan_source, self.plan_format = str(config.plan), fmt
-        self.agent = BundleAgent(AgentConfig(parse_eid(self.node_id)), self.store, self.router)
+        agent_config = AgentConfig(parse_eid(self.node_id))
+        if self.config.fragment_payload_bytes:  # ADUs sent in pieces of that size are never held whole either
+            agent_config = dataclasses.replace(
+                agent_config, reassemble_in_memory_bytes=self.config.fragment_payload_bytes
+            )
+        self.agent = BundleAgent(agent_config, self.store, self.router)
         store = self.store
         if getattr(store, "thread_safe_commit", False) and getattr(store, "commit_waits_for_disk", True):
             self._committer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="dtn-commit")
@@ -276,7 +317,7 @@ class Node:
 
             # A peer keeps up to LINK_WINDOW transfers in flight; read them all while a commit runs, so that
             # they join the next group (the session stops reading beyond max_pending_received).
-            session = SessionConfig(max_pending_received=RECEIVE_WINDOW)
+            session = SessionConfig(max_pending_received=RECEIVE_WINDOW, max_pending_bytes=MAX_PENDING_RECEIVED_BYTES)
             cl = TcpclConvergenceLayer(self.node_id, self, TcpclConfig(session=session))
         elif scheme == "udp":
             from dtn.convergence.udpcl.aio import UdpConvergenceLayer
@@ -648,6 +689,76 @@ class Node:
         await self._committed()
         return ids
 
+    async def send_stream(
+        self,
+        destination: str,
+        total_bytes: int,
+        chunks: AsyncIterable[bytes | bytearray | memoryview],
+        *,
+        source: str | None = None,
+        lifetime_ms: int = 86_400_000,
+        report_to: str | None = None,
+        reports: frozenset[str] = frozenset(),
+        priority: int = 1,
+        hop_limit: int | None = None,
+        file_name: str | None = None,
+    ) -> BundleId:
+        """Send a ``total_bytes`` payload read from ``chunks`` as fragments of ``fragment_payload_bytes`` made
+        here (RFC 9171 §5.8): each is stored and forwarded while the next is read, so that memory holds at most
+        one piece (and the transmission queue). Returns the id of the whole bundle once every fragment is durably
+        stored. If the chunks fail or end early, the fragments stored so far are deleted (transmission
+        canceled) and the error is raised (``ValueError`` for a short or long body)."""
+        if total_bytes <= 0:
+            raise ValueError("a payload sent in fragments has at least one byte")
+        piece_bytes = self.config.fragment_payload_bytes or total_bytes
+        unknown = set(reports) - set(REPORT_FLAGS)
+        if unknown:
+            raise ValueError(f"unknown report kind(s) {sorted(unknown)}; choose from {sorted(REPORT_FLAGS)}")
+        flags = BundleFlag(0)
+        for kind in reports:
+            flags |= REPORT_FLAGS[kind]
+        await self._store_turn()
+        agent = self._agent()
+        submission = agent.begin_fragmented(
+            destination, total_bytes, self.clock.now(), self.clock.dtn_ms(), source=source, report_to=report_to,
+            lifetime_ms=lifetime_ms, flags=flags, hop_limit=hop_limit, priority=priority, file_name=file_name,
+        )
+        stored: list[BundleId] = []
+        buffer = bytearray()
+        offset = 0
+
+        async def store_piece(data: bytes) -> None:
+            nonlocal offset
+            await self._room_to_transmit()
+            await self._store_turn()
+            stored.append(agent.submit_fragment(submission, offset, data, self.clock.now(), self.clock.dtn_ms()))
+            offset += len(data)
+            self._mark_dirty()
+
+        try:
+            async for chunk in chunks:
+                buffer += chunk
+                if offset + len(buffer) > total_bytes:
+                    raise ValueError(f"the payload is longer than the {total_bytes} bytes announced")
+                while len(buffer) >= piece_bytes:
+                    data = bytes(buffer[:piece_bytes])
+                    del buffer[:piece_bytes]
+                    await store_piece(data)
+            if buffer:
+                await store_piece(bytes(buffer))
+                buffer.clear()
+            if offset != total_bytes:
+                raise ValueError(f"the payload ended after {offset} of its {total_bytes} bytes")
+        except BaseException:
+            await self._store_turn()
+            now, dtn_ms = self.clock.now(), self.clock.dtn_ms()
+            for fragment_id in stored:
+                agent.cancel(fragment_id, now, dtn_ms)
+            self._mark_dirty()
+            raise
+        await self._committed()
+        return submission.bundle_id
+
     def register(self, endpoint: str, *, passive: bool = False) -> None:
         eid = str(parse_eid(endpoint))
         self._endpoints.setdefault(eid, _Endpoint())
@@ -698,18 +809,30 @@ class Node:
         bundle = self._uncache(bundle_id)
         if bundle is not None and self.store.get(bundle_id) is None:
             return None  # deleted (expired, say) since it arrived; the deletion's action is not drained yet
+        payload: bytes | memoryview | StoredPayload | None = None
         if bundle is None:
-            try:
-                bundle = decode_bundle(self.store.raw(bundle_id), max_bytes=1 << 40)
-            except (KeyError, DecodeError):
+            meta = self.store.get(bundle_id)
+            if meta is None:
                 return None
+            if meta.size_bytes > self._agent().config.reassemble_in_memory_bytes:
+                head = read_head(self.store, bundle_id)
+                if head is None:
+                    return None
+                bundle = head.bundle
+                payload = StoredPayload(self.store, bundle_id, head.payload_offset, head.payload_length)
+            else:
+                try:
+                    bundle = decode_bundle(self.store.raw(bundle_id), max_bytes=1 << 40)
+                except (KeyError, DecodeError):
+                    return None
         name_block = bundle.block(FILE_NAME_BLOCK_TYPE)
         file_name = None
         if name_block is not None:
             with contextlib.suppress(DecodeError):
                 file_name = read_file_name(name_block.data)
         p = bundle.primary
-        return Delivery(bundle_id, endpoint, str(p.source), p.creation_ms, bundle.payload, file_name)
+        return Delivery(bundle_id, endpoint, str(p.source), p.creation_ms,
+                        bundle.payload if payload is None else payload, file_name)
 
     async def acknowledge(self, endpoint: str, bundle_id: BundleId) -> bool:
         """The application has the bundle: release it (durable when this returns)."""

@@ -62,6 +62,8 @@ def test_full_config_loads(tmp_path: Path) -> None:
         ({"node_id": "ipn:2.0", "neighbour": [{"node_id": "ipn:1.0"}]}, "neighbour[0].url: missing"),
         ({"node_id": "ipn:2.0", "route": [{"destination": "ipn:9*", "via": "ipn:3.0"}]}, "route[0].destination"),
         ({"node_id": "ipn:2.0", "log_level": 3}, "log_level: expected str"),
+        ({"node_id": "ipn:2.0", "fragment_payload_bytes": 1000}, "fragment_payload_bytes: 1000 is below"),
+        ({"node_id": "ipn:2.0", "fragment_payload_bytes": "16M"}, "fragment_payload_bytes: expected int"),
     ],
 )
 def test_config_errors_name_the_key(raw: dict[str, object], message: str) -> None:

@@ -19,10 +19,12 @@ from __future__ import annotations
 import dataclasses
 import heapq
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 
 from dtn.agent.actions import Action, BundleDeleted, Deliver, ReportReceived, Transmit
+from dtn.agent.heads import read_head
 from dtn.agent.registrations import DeliveryMode, Registrations
 from dtn.agent.reports import StatusKind, Subject, report_about
 from dtn.bundle.admin import StatusReport, decode_admin_record, encode_admin_record
@@ -33,9 +35,19 @@ from dtn.bundle.crc import CrcType
 from dtn.bundle.eid import NULL_EID, DtnEid, Eid, IpnEid, parse_eid
 from dtn.bundle.file_name import file_name_block
 from dtn.bundle.flags import BlockFlag, BundleFlag
-from dtn.bundle.fragment import FragmentationError, ReassemblyError, fragment, reassemble
+from dtn.bundle.fragment import (
+    FragmentationError,
+    ReassemblyError,
+    assembly_plan,
+    encoded_size,
+    fragment,
+    fragment_at,
+    reassemble,
+    whole_primary,
+)
 from dtn.bundle.ids import BundleId
 from dtn.bundle.reasons import StatusReason
+from dtn.bundle.stream import encode_bundle_stream
 from dtn.convergence.base import LinkLimits, RefuseReason
 from dtn.errors import DecodeError, InvalidEid, StoreFull
 from dtn.routing.base import Booking, ForwardNow, NoRoute, Router, RouteRequest, WaitUntil
@@ -65,6 +77,20 @@ class AgentConfig:
     retry_interval_s: float = 2.0
     #: Run the echo service (``ipn:N.7`` / ``dtn://node/echo``).
     echo_service: bool = True
+    #: A bundle reassembled from fragments whose ADU is larger than this is written to the store piece by piece
+    #: and never held in memory (nor is it decoded whole again: its head is enough).
+    reassemble_in_memory_bytes: int = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class FragmentedSubmission:
+    """An application's ADU sent as fragments made at the source (RFC 9171 §5.8), one piece at a time:
+    ``BundleAgent.begin_fragmented`` then ``submit_fragment`` for each piece, in any order."""
+
+    bundle_id: BundleId  # of the whole bundle (what its status reports and the application speak of)
+    total_bytes: int
+    template: Bundle  # the whole bundle with an empty payload
+    priority: int
 
 
 class Disposition(Enum):
@@ -167,6 +193,10 @@ class BundleAgent:
             count += 1
             self._note_expiry(meta.expiry_dtn_ms)
             if meta.constraints & Constraint.DISPATCH_PENDING:
+                if meta.size_bytes > self.config.reassemble_in_memory_bytes and not meta.id.is_fragment:
+                    if self._is_local(parse_eid(meta.destination)):  # reassembled here before the restart
+                        self._hold_large(meta, now, dtn_ms)
+                        continue
                 bundle = self._load(meta.id)
                 if bundle is not None:
                     self._dispatch(bundle, meta, now, dtn_ms)
@@ -199,8 +229,7 @@ class BundleAgent:
         if bundle_id in self._held:
             subject = self._held.pop(bundle_id)
         else:  # held since before a restart, or beyond MAX_HELD_SUBJECTS
-            bundle = self._load(bundle_id)
-            subject = None if bundle is None else _subject(bundle)
+            subject = self._stored_subject(meta)
         self.stats.delivered += 1
         if subject is not None:
             self._report(subject, StatusKind.DELIVERED, StatusReason.NO_INFO, now, dtn_ms)
@@ -231,16 +260,7 @@ class BundleAgent:
         """Create a bundle from an application's payload, store it and dispatch it. Raises ``StoreFull``,
         ``InvalidEid`` or ``ValueError`` (too large, bad flags) without storing anything."""
         self._tick(now, dtn_ms)
-        dest = parse_eid(destination) if isinstance(destination, str) else destination
-        src = self.node_id if source is None else (parse_eid(source) if isinstance(source, str) else source)
-        rpt = self.node_id if report_to is None else (parse_eid(report_to) if isinstance(report_to, str) else report_to)
-        if not src.is_null and src.node_id() != self.node_id:
-            raise InvalidEid(f"source {src} is not an endpoint of this node ({self.node_id})")
-        if dest.is_null:
-            raise InvalidEid("cannot send to the null endpoint")
-        bundle_flags = BundleFlag(int(flags))
-        if src.is_null:
-            bundle_flags = (bundle_flags | BundleFlag.MUST_NOT_FRAGMENT) & ~_REPORT_FLAGS
+        dest, src, rpt, bundle_flags = self._application_fields(destination, source, report_to, flags)
         return self._originate(
             dest,
             payload,
@@ -254,6 +274,85 @@ class BundleAgent:
             now=now,
             file_name=file_name,
         )
+
+    def _application_fields(
+        self, destination: Eid | str, source: Eid | str | None, report_to: Eid | str | None, flags: BundleFlag | int
+    ) -> tuple[Eid, Eid, Eid, BundleFlag]:
+        """Destination, source, report-to and flags of a bundle an application asks for, checked."""
+        dest = parse_eid(destination) if isinstance(destination, str) else destination
+        src = self.node_id if source is None else (parse_eid(source) if isinstance(source, str) else source)
+        rpt = self.node_id if report_to is None else (parse_eid(report_to) if isinstance(report_to, str) else report_to)
+        if not src.is_null and src.node_id() != self.node_id:
+            raise InvalidEid(f"source {src} is not an endpoint of this node ({self.node_id})")
+        if dest.is_null:
+            raise InvalidEid("cannot send to the null endpoint")
+        bundle_flags = BundleFlag(int(flags))
+        if src.is_null:
+            bundle_flags = (bundle_flags | BundleFlag.MUST_NOT_FRAGMENT) & ~_REPORT_FLAGS
+        return dest, src, rpt, bundle_flags
+
+    def begin_fragmented(
+        self,
+        destination: Eid | str,
+        total_bytes: int,
+        now: float,
+        dtn_ms: int,
+        *,
+        source: Eid | str | None = None,
+        report_to: Eid | str | None = None,
+        lifetime_ms: int = 86_400_000,
+        flags: BundleFlag | int = 0,
+        hop_limit: int | None = None,
+        priority: int = 1,
+        file_name: str | None = None,
+    ) -> FragmentedSubmission:
+        """Start sending a ``total_bytes`` ADU as fragments made here, so that no more than one piece of it is
+        ever in memory; nothing is stored until ``submit_fragment``. Raises like ``submit``, and ``ValueError``
+        when the bundle must not be fragmented (a null source)."""
+        self._tick(now, dtn_ms)
+        dest, src, rpt, bundle_flags = self._application_fields(destination, source, report_to, flags)
+        if bundle_flags & BundleFlag.MUST_NOT_FRAGMENT:
+            raise ValueError("a bundle that must not be fragmented (anonymous, or so flagged) cannot be sent in pieces")
+        if lifetime_ms <= 0:
+            raise ValueError(f"lifetime must be positive, got {lifetime_ms} ms")
+        while True:
+            creation_ms, sequence = self._next_timestamp(dtn_ms)
+            primary = PrimaryBlock(
+                bundle_flags, self.config.crc_type, dest, src, rpt, creation_ms, sequence, lifetime_ms
+            )
+            template = Bundle(primary, (payload_block(b""),))
+            whole_id = template.id
+            if not self.store.is_known(whole_id) and not self.store.fragments_of(whole_id):
+                break
+        if hop_limit is not None:  # in every fragment: each piece is bound by the hop limit
+            template = template.with_hop_count(hop_limit, 0, flags=BlockFlag.REPLICATE_IN_EVERY_FRAGMENT)
+        if file_name is not None:
+            template = template.with_extension_block(file_name_block(file_name, template.next_block_number()))
+        self.stats.created += 1
+        return FragmentedSubmission(whole_id, total_bytes, template, priority)
+
+    def submit_fragment(
+        self, submission: FragmentedSubmission, offset: int, data: bytes | memoryview, now: float, dtn_ms: int
+    ) -> BundleId:
+        """Store and dispatch the fragment of ``submission`` holding ADU bytes ``[offset, offset + len(data))``;
+        returns its id. Raises ``StoreFull`` or ``ValueError`` without storing anything."""
+        self._tick(now, dtn_ms)
+        try:
+            piece = fragment_at(submission.template, offset, submission.total_bytes, data)
+        except FragmentationError as exc:
+            raise ValueError(str(exc)) from None
+        raw = encode_bundle(piece)
+        if len(raw) > self.config.max_bundle_bytes:
+            limit = self.config.max_bundle_bytes
+            raise ValueError(f"fragment of {len(raw)} bytes exceeds this node's limit of {limit}")
+        meta = self._meta(piece, len(raw), self._stored_as(piece), dtn_ms, submission.priority)
+        if not self.store.add(meta, raw):
+            raise ValueError(f"fragment {piece.id} is stored already")
+        del raw
+        self._arrival_ms[piece.id] = dtn_ms
+        self._note_expiry(meta.expiry_dtn_ms)
+        self._dispatch(piece, meta, now, dtn_ms)
+        return piece.id
 
     def _originate(
         self,
@@ -422,6 +521,9 @@ class BundleAgent:
             whole = self._try_reassembly(bundle, now, dtn_ms)
             if whole is None:
                 return
+            if isinstance(whole, BundleMeta):  # too large to hold: only its head is at hand
+                self._hold_large(whole, now, dtn_ms)
+                return
             bundle, meta = whole
         endpoint = str(bundle.primary.destination)
         if endpoint == str(self.node_id) and bundle.is_admin_record:
@@ -439,22 +541,85 @@ class BundleAgent:
         if held is not None and self.registrations.is_active(endpoint):
             self._actions.append(Deliver(endpoint, held.id, bundle))
 
-    def _try_reassembly(self, bundle: Bundle, now: float, dtn_ms: int) -> tuple[Bundle, BundleMeta] | None:
+    def _try_reassembly(
+        self, bundle: Bundle, now: float, dtn_ms: int
+    ) -> tuple[Bundle, BundleMeta] | BundleMeta | None:
+        """The whole bundle once the stored fragments cover its ADU (decided from their ids: no fragment is read
+        before then), stored in place of the fragments; None while incomplete. A whole bundle whose ADU exceeds
+        ``reassemble_in_memory_bytes`` is written to the store piece by piece, reading one fragment at a time,
+        and only its meta is returned."""
         whole_id = bundle.id.whole()
+        total = bundle.primary.total_adu_length or 0
         pieces = self.store.fragments_of(whole_id)
-        fragments = [b for b in (self._load(m.id) for m in pieces) if b is not None]
-        try:
-            whole = reassemble(fragments)
-        except ReassemblyError:
+        plan = assembly_plan([m.id for m in pieces], total)
+        if plan is None:
             return None
-        raw = encode_bundle(whole)
-        meta = self._meta(whole, len(raw), Constraint.DISPATCH_PENDING, dtn_ms, max(m.priority for m in pieces))
-        if not self.store.add(meta, raw):
+        priority = max(m.priority for m in pieces)
+        if total > self.config.reassemble_in_memory_bytes:
+            meta = self._reassemble_streamed(bundle, plan, total, dtn_ms, priority)
+            result: tuple[Bundle, BundleMeta] | BundleMeta | None = meta
+        else:
+            fragments = [b for b in (self._load(p) for p, _, _ in plan) if b is not None]
+            try:
+                whole = reassemble(fragments)
+            except ReassemblyError:
+                return None
+            raw = encode_bundle(whole)
+            meta = self._meta(whole, len(raw), Constraint.DISPATCH_PENDING, dtn_ms, priority)
+            result = (whole, meta) if self.store.add(meta, raw) else None
+        if result is None:
             return None
         for piece in pieces:
             self.store.delete(piece.id)
         self.stats.reassembled += 1
-        return whole, meta
+        return result
+
+    def _reassemble_streamed(
+        self, bundle: Bundle, plan: list[tuple[BundleId, int, int]], total: int, dtn_ms: int, priority: int
+    ) -> BundleMeta | None:
+        first = bundle if bundle.id == plan[0][0] else self._load(plan[0][0])
+        if first is None:
+            return None
+        template = Bundle(whole_primary(first.primary), (*first.blocks[:-1], first.blocks[-1].with_data(b"")))
+        del first
+
+        def adu() -> Iterator[bytes | memoryview]:
+            for piece_id, skip, take in plan:
+                piece = bundle if piece_id == bundle.id else self._load(piece_id)
+                if piece is None:
+                    raise ReassemblyError(f"fragment {piece_id} of {template.id} cannot be read back")
+                yield memoryview(piece.payload)[skip : skip + take]
+
+        meta = self._meta(template, encoded_size(template, total), Constraint.DISPATCH_PENDING, dtn_ms, priority)
+        try:
+            added = self.store.add_stream(meta, encode_bundle_stream(template, total, adu()))  # type: ignore[arg-type]
+        except (ReassemblyError, StoreFull):
+            return None
+        return meta if added else None
+
+    def _hold_large(self, meta: BundleMeta, now: float, dtn_ms: int) -> None:
+        """Hold a bundle too large to load for its local endpoint (administrative records and echo requests are
+        never that large: such a bundle goes to the application registered at its destination, if any)."""
+        held = self._set_constraints(
+            meta, (meta.constraints | Constraint.LOCAL_ENDPOINT) & ~Constraint.DISPATCH_PENDING
+        )
+        if held is None:
+            return
+        subject = self._stored_subject(held)
+        if len(self._held) < MAX_HELD_SUBJECTS:
+            self._held[held.id] = subject if subject is not None and subject.requested(StatusKind.DELIVERED) else None
+        if self.registrations.is_active(held.destination):
+            self._actions.append(Deliver(held.destination, held.id))
+
+    def _stored_subject(self, meta: BundleMeta) -> Subject | None:
+        """The subject of reports about a stored bundle, read from the store (its head only, when large)."""
+        if meta.size_bytes > self.config.reassemble_in_memory_bytes:
+            head = read_head(self.store, meta.id)
+            if head is None:
+                return None
+            return Subject(dataclasses.replace(head.bundle.primary), head.payload_length)
+        bundle = self._load(meta.id)
+        return None if bundle is None else _subject(bundle)
 
     def _administrative(self, bundle: Bundle, meta: BundleMeta, now: float, dtn_ms: int) -> None:
         try:
@@ -643,9 +808,9 @@ class BundleAgent:
     def _delete(
         self, meta: BundleMeta, reason: StatusReason, now: float, dtn_ms: int, *, bundle: Bundle | None = None
     ) -> None:
-        bundle = bundle or self._load(meta.id)
-        if bundle is not None:
-            self._report(_subject(bundle), StatusKind.DELETED, reason, now, dtn_ms)
+        subject = _subject(bundle) if bundle is not None else self._stored_subject(meta)
+        if subject is not None:
+            self._report(subject, StatusKind.DELETED, reason, now, dtn_ms)
         flight = self._flights.pop(meta.id, None)
         if flight is not None:
             self._release(flight.booking)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -57,6 +58,8 @@ __all__ = ["ApiError", "Delivery", "DtnClient", "NodeNotRunning", "default_addre
 #: How much longer than the server-side wait the client waits for an answer.
 _GRACE_S = 15.0
 CHUNK_BYTES = 1 << 20
+#: ``receive(spool_dir=...)`` writes payloads larger than this to a file instead of memory.
+SPOOL_ABOVE_BYTES = 16 * 1024 * 1024
 
 
 class NodeNotRunning(DtnError):
@@ -126,14 +129,32 @@ class DtnClient:
         return self._session
 
     async def _request(self, method: str, path: str, *, params: Any = None, data: Any = None,
-                       wait_s: float | None = None) -> tuple[int, dict[str, str], bytes]:
+                       wait_s: float | None = None, headers: dict[str, str] | None = None,
+                       ) -> tuple[int, dict[str, str], bytes]:
+        status, response_headers, body = await self._exchange(method, path, params=params, data=data,
+                                                               wait_s=wait_s, headers=headers)
+        assert isinstance(body, bytes)
+        return status, response_headers, body
+
+    async def _exchange(self, method: str, path: str, *, params: Any = None, data: Any = None,
+                        wait_s: float | None = None, headers: dict[str, str] | None = None,
+                       spool_dir: Path | None = None, spool_above_bytes: int = 0,
+                       ) -> tuple[int, dict[str, str], bytes | Path]:
+        """One request; the body of the answer, or with ``spool_dir`` for an answer longer than
+        ``spool_above_bytes`` the path of a new file in ``spool_dir`` holding it (the caller owns the file)."""
         timeout = aiohttp.ClientTimeout(total=None if wait_s is None else wait_s + _GRACE_S,
                                         sock_connect=self._connect_timeout_s)
+        body: bytes | Path
         try:
             async with self._http().request(method, self._base + PREFIX + path, params=params, data=data,
-                                            timeout=timeout) as response:
-                body = await response.read()
-                headers = dict(response.headers)
+                                            timeout=timeout, headers=headers) as response:
+                length = response.content_length
+                spooled = spool_dir is not None and response.status < 400 and length is not None
+                if spooled and length is not None and spool_dir is not None and length > spool_above_bytes:
+                    body = await _spool(response, spool_dir, length)
+                else:
+                    body = await response.read()
+                response_headers = dict(response.headers)
                 status = response.status
         except (aiohttp.ClientConnectorError, FileNotFoundError, ConnectionRefusedError) as exc:
             raise NodeNotRunning(self.address) from exc
@@ -142,12 +163,13 @@ class DtnClient:
         except aiohttp.ClientError as exc:
             raise ApiError(0, f"{self.address}: {exc}") from exc
         if status >= 400:
+            assert isinstance(body, bytes)
             try:
                 message = str(json.loads(body)["error"])
             except (ValueError, KeyError, TypeError):
                 message = body.decode("utf-8", "replace") or f"HTTP {status}"
             raise ApiError(status, message)
-        return status, headers, body
+        return status, response_headers, body
 
     async def _json(self, method: str, path: str, *, params: Any = None, wait_s: float | None = None) -> Any:
         _, _, body = await self._request(method, path, params=params, wait_s=wait_s)
@@ -225,10 +247,13 @@ class DtnClient:
         hop_limit: int | None = None,
         file_name: str | None = None,
         source: str | None = None,
+        size_bytes: int | None = None,
     ) -> str:
         """Send ``payload`` (bytes, or an async iterable of chunks that is streamed) to ``destination``; returns
         the bundle ID (text) once the node has stored the bundle durably. ``reports``: any of ``received``,
-        ``forwarded``, ``delivered``, ``deleted`` (sent to ``report_to``, default this node)."""
+        ``forwarded``, ``delivered``, ``deleted`` (sent to ``report_to``, default this node). ``size_bytes``: the
+        length of a streamed payload when known (sent as Content-Length: the node then makes the fragments of a
+        large payload as it arrives instead of keeping it in a temporary file first)."""
         params: list[tuple[str, str]] = [("destination", destination), ("lifetime_ms", str(lifetime_ms)),
                                          ("priority", str(priority))]
         kinds = sorted(set(reports))
@@ -238,7 +263,8 @@ class DtnClient:
                            ("source", source)):
             if value is not None:
                 params.append((key, str(value)))
-        _, _, body = await self._request("POST", "/bundles", params=params, data=payload)
+        headers = None if size_bytes is None or isinstance(payload, bytes) else {"Content-Length": str(size_bytes)}
+        _, _, body = await self._request("POST", "/bundles", params=params, data=payload, headers=headers)
         return str(json.loads(body)["id"])
 
     async def send_many(
@@ -283,7 +309,7 @@ class DtnClient:
         file_path = Path(path)
         total = file_path.stat().st_size
         return await self.send(destination, file_chunks(file_path, total, progress),
-                               file_name=file_name or file_path.name, **options)
+                               file_name=file_name or file_path.name, size_bytes=total, **options)
 
     async def wait_report(self, bundle_id: str, kind: str, timeout_s: float = 30.0) -> dict[str, Any] | None:
         """The first status report about ``bundle_id`` asserting ``kind`` (``received``, ``forwarded``,
@@ -298,13 +324,29 @@ class DtnClient:
 
     # --- receiving -----------------------------------------------------------------------------------------------
 
-    async def receive(self, endpoint: str, timeout_s: float = 30.0) -> Delivery | None:
+    async def receive(self, endpoint: str, timeout_s: float = 30.0, *, spool_dir: Path | None = None,
+                      spool_above_bytes: int = SPOOL_ABOVE_BYTES) -> Delivery | None:
         """Long poll: the next bundle for ``endpoint`` (registered on first use), or None after ``timeout_s``
-        (at most 300 s per call)."""
+        (at most 300 s per call). With ``spool_dir``, a payload larger than ``spool_above_bytes`` is written to a
+        new file there as it arrives (``Delivery.payload_path``; ``payload`` is then empty) instead of memory."""
         params = {"endpoint": endpoint, "timeout_s": f"{timeout_s:g}"}
-        status, headers, body = await self._request("GET", "/deliveries", params=params, wait_s=timeout_s)
+        status, headers, body = await self._exchange("GET", "/deliveries", params=params, wait_s=timeout_s,
+                                                     spool_dir=spool_dir, spool_above_bytes=spool_above_bytes)
         if status == 204:
+            if isinstance(body, Path):
+                body.unlink(missing_ok=True)
             return None
+        if isinstance(body, Path):
+            return Delivery(
+                bundle_id=headers[H_BUNDLE_ID],
+                endpoint=headers.get(H_ENDPOINT, endpoint),
+                source=headers.get(H_SOURCE, ""),
+                creation_ms=int(headers.get(H_CREATION_MS, "0")),
+                file_name=decode_file_name(headers.get(H_FILE_NAME)),
+                payload=b"",
+                payload_path=body,
+                payload_bytes=body.stat().st_size,
+            )
         return Delivery(
             bundle_id=headers[H_BUNDLE_ID],
             endpoint=headers.get(H_ENDPOINT, endpoint),
@@ -393,18 +435,24 @@ class Subscription:
                 continue
             if doc.get("type") == "error":
                 raise ApiError(400, str(doc.get("error")))
-            data = await self._ws.receive()
-            if data.type == aiohttp.WSMsgType.ERROR:
-                raise ApiError(0, f"WebSocket error: {self._ws.exception()}")
-            if data.type != aiohttp.WSMsgType.BINARY:
-                raise ApiError(0, f"WebSocket: expected the payload of {doc.get('id')}, got {data.type!r}")
+            size = int(doc.get("size_bytes", -1))
+            frames: list[bytes] = []
+            received = 0
+            while not frames or received < size:  # one frame, or several adding up to size_bytes
+                data = await self._ws.receive()
+                if data.type == aiohttp.WSMsgType.ERROR:
+                    raise ApiError(0, f"WebSocket error: {self._ws.exception()}")
+                if data.type != aiohttp.WSMsgType.BINARY:
+                    raise ApiError(0, f"WebSocket: expected the payload of {doc.get('id')}, got {data.type!r}")
+                frames.append(data.data)
+                received += len(data.data)
             yield Delivery(
                 bundle_id=str(doc["id"]),
                 endpoint=str(doc["endpoint"]),
                 source=str(doc["source"]),
                 creation_ms=int(doc["creation_ms"]),
                 file_name=doc.get("file_name"),
-                payload=bytes(data.data),
+                payload=frames[0] if len(frames) == 1 else b"".join(frames),
             )
 
     async def ack(self, delivery: Delivery | str) -> None:
@@ -419,6 +467,25 @@ class Subscription:
         if deliveries:
             ids = [d.bundle_id if isinstance(d, Delivery) else d for d in deliveries]
             await self._ws.send_str(json.dumps({"type": "ack", "ids": ids}))
+
+
+async def _spool(response: aiohttp.ClientResponse, directory: Path, length: int) -> Path:
+    """Write a response body of ``length`` bytes to a new hidden file in ``directory``; removed on any error."""
+    directory.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=".dtn-", suffix=".part", dir=directory)
+    path = Path(name)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            received = 0
+            async for chunk in response.content.iter_chunked(CHUNK_BYTES):
+                out.write(chunk)
+                received += len(chunk)
+            if received != length:
+                raise ApiError(0, f"the node sent {received} of {length} bytes before the connection ended")
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
 
 
 async def file_chunks(path: Path, total: int, progress: Callable[[int, int], None] | None) -> AsyncIterator[bytes]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -38,6 +39,14 @@ class Delivery:
     creation_ms: int
     file_name: str | None
     payload: bytes
+    #: A large payload received with ``receive(spool_dir=...)``: the file holding it (``payload`` is then empty);
+    #: the application moves or removes it.
+    payload_path: Path | None = None
+    payload_bytes: int | None = None
+
+    @property
+    def size_bytes(self) -> int:
+        return self.payload_bytes if self.payload_bytes is not None else len(self.payload)
 
 
 def encode_file_name(name: str) -> str:

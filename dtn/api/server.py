@@ -19,6 +19,9 @@ Routes (all under ``/v1``; errors are ``{"error": "..."}`` with a 4xx/5xx status
     POST   /v1/bundles?destination=EID&... body = payload; 201 {"id": ...} once the bundle is stored durably
                       ...&sizes=N,N,...     a batch: the body is the payloads one after the other, one bundle
                                             each (same options); 201 {"ids": [...]} after one commit
+                                            A payload larger than the node's fragment_payload_bytes (16 MiB)
+                                            is stored and forwarded as fragments made at the source while the
+                                            body streams in; 201 {"id", "fragments": N} once all are stored
     GET    /v1/deliveries?endpoint=EID&timeout_s=S     long poll: 200 payload + Dtn-* headers, 204 on timeout
     POST   /v1/deliveries/ack?endpoint=EID&id=ID       acknowledge a delivery (durable when answered)
     GET    /v1/reports?id=ID&kind=KIND&timeout_s=S     wait for a status report: 200 JSON, 204 on timeout
@@ -36,15 +39,17 @@ import logging
 import os
 import socket
 import stat
-from collections.abc import Awaitable, Callable
+import tempfile
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from aiohttp import WSMsgType, web
 
 from dtn.bundle.eid import parse_eid
 from dtn.bundle.ids import BundleId
 from dtn.errors import DtnError, InvalidEid, StoreError, StoreFull
-from dtn.node import BatchStopped, Node
+from dtn.node import BatchStopped, Node, StoredPayload
 from dtn.routing.plan_files import FORMATS
 
 from .models import (
@@ -280,39 +285,55 @@ async def _unregister(request: web.Request) -> web.Response:
 async def _send(request: web.Request) -> web.Response:
     node = request.app[NODE_KEY]
     destination = str(parse_eid(_param(request, "destination")))
-    source = request.query.get("source") or None
-    report_to = request.query.get("report_to") or None
     lifetime_ms = _int_param(request, "lifetime_ms", 86_400_000, 1, (1 << 63) - 1)
-    hop_limit = _int_param(request, "hop_limit", None, 1, 255)
-    priority = _priority(request)
-    reports = _reports(request)
-    file_name = request.query.get("file_name") or None
+    assert lifetime_ms is not None
+    options: dict[str, Any] = {
+        "source": request.query.get("source") or None,
+        "report_to": request.query.get("report_to") or None,
+        "lifetime_ms": lifetime_ms,
+        "hop_limit": _int_param(request, "hop_limit", None, 1, 255),
+        "priority": _priority(request),
+        "reports": _reports(request),
+        "file_name": request.query.get("file_name") or None,
+    }
     limit = max_payload_bytes(node)
-    if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, f"payload of {request.content_length} bytes exceeds this node's limit of {limit}")
+    piece_bytes = node.config.fragment_payload_bytes
+    expected = request.content_length
+    if piece_bytes and "sizes" not in request.query:
+        # One payload; beyond piece_bytes it goes out as fragments made here, read from the body as it comes.
+        if expected is not None and expected > piece_bytes:
+            return await _send_fragmented(node, destination, expected,
+                                          request.content.iter_chunked(READ_CHUNK_BYTES), options)
+        if expected is None:
+            head = await _read_body(request, piece_bytes, spill_dir=node.config.data_dir)
+            if isinstance(head, SpilledBody):
+                with head:
+                    return await _send_fragmented(node, destination, head.size_bytes, head.chunks(), options)
+            return await _send_payloads(node, destination, [head], options, batch=False)
+        body = await _read_body(request, limit)
+        assert not isinstance(body, SpilledBody)
+        return await _send_payloads(node, destination, [body], options, batch=False)
+    if expected is not None and expected > limit:
+        raise ApiError(413, f"payload of {expected} bytes exceeds this node's limit of {limit}")
     sizes = _sizes(request, limit)
     body = await _read_body(request, limit if sizes is None else sum(sizes))
-    assert lifetime_ms is not None
-    payloads: list[bytes | memoryview] = [body]
-    if sizes is not None:
-        if len(body) != sum(sizes):
-            raise ApiError(400, f"sizes add up to {sum(sizes)} bytes but the body has {len(body)}")
-        view, offsets = memoryview(body), itertools.accumulate(sizes, initial=0)
-        payloads = [view[start : start + size] for start, size in zip(offsets, sizes, strict=False)]
+    assert not isinstance(body, SpilledBody)
+    if sizes is None:
+        return await _send_payloads(node, destination, [body], options, batch=False)
+    if len(body) != sum(sizes):
+        raise ApiError(400, f"sizes add up to {sum(sizes)} bytes but the body has {len(body)}")
+    view, offsets = memoryview(body), itertools.accumulate(sizes, initial=0)
+    payloads = [view[start : start + size] for start, size in zip(offsets, sizes, strict=False)]
+    return await _send_payloads(node, destination, payloads, options, batch=True)
+
+
+async def _send_payloads(
+    node: Node, destination: str, payloads: Sequence[bytes | memoryview], options: dict[str, Any], *, batch: bool
+) -> web.Response:
+    """One bundle per payload, stored with one commit (shielded: a client that goes away does not interrupt
+    it)."""
     try:
-        bundle_ids = await asyncio.shield(
-            node.send_many(
-                destination,
-                payloads,
-                source=source,
-                lifetime_ms=lifetime_ms,
-                report_to=report_to,
-                reports=reports,
-                priority=priority,
-                hop_limit=hop_limit,
-                file_name=file_name,
-            )
-        )
+        bundle_ids = await asyncio.shield(node.send_many(destination, list(payloads), **options))
     except BatchStopped as exc:
         status = 507 if isinstance(exc.error, StoreFull) else 413 if "exceeds" in str(exc.error) else 400
         return web.json_response({"error": str(exc), "ids": [str(i) for i in exc.stored]}, status=status)
@@ -320,11 +341,28 @@ async def _send(request: web.Request) -> web.Response:
         if "exceeds" in str(exc):
             raise ApiError(413, str(exc)) from None
         raise
-    if sizes is not None:
+    size = sum(len(p) for p in payloads)
+    if batch:
         return web.json_response({"ids": [str(i) for i in bundle_ids], "destination": destination,
-                                  "size_bytes": len(body)}, status=201)
-    return web.json_response({"id": str(bundle_ids[0]), "destination": destination, "size_bytes": len(body)},
+                                  "size_bytes": size}, status=201)
+    return web.json_response({"id": str(bundle_ids[0]), "destination": destination, "size_bytes": size},
                              status=201)
+
+
+async def _send_fragmented(
+    node: Node, destination: str, total_bytes: int, chunks: AsyncIterable[bytes], options: dict[str, Any]
+) -> web.Response:
+    """A payload larger than the node's fragment size: fragments made and stored as the body arrives. If the body
+    breaks off, the fragments stored so far are deleted and nothing is acknowledged."""
+    try:
+        bundle_id = await node.send_stream(destination, total_bytes, chunks, **options)
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+    except StoreFull as exc:
+        raise ApiError(507, str(exc)) from None
+    pieces = -(-total_bytes // (node.config.fragment_payload_bytes or total_bytes))
+    return web.json_response({"id": str(bundle_id), "destination": destination, "size_bytes": total_bytes,
+                              "fragments": pieces}, status=201)
 
 
 def _sizes(request: web.Request, limit: int) -> list[int] | None:
@@ -347,9 +385,31 @@ def _sizes(request: web.Request, limit: int) -> list[int] | None:
     return sizes
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes | memoryview:
+class SpilledBody:
+    """A request body without a Content-Length that outgrew memory: kept in an unnamed temporary file."""
+
+    def __init__(self, file: BinaryIO, size_bytes: int) -> None:
+        self.file = file
+        self.size_bytes = size_bytes
+
+    def __enter__(self) -> SpilledBody:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.file.close()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        self.file.seek(0)
+        while chunk := self.file.read(READ_CHUNK_BYTES):
+            yield chunk
+
+
+async def _read_body(
+    request: web.Request, limit: int, *, spill_dir: Path | None = None
+) -> bytes | memoryview | SpilledBody:
     """The request body, read in chunks: into one buffer of the announced length (no second copy), else
-    joined; ``ApiError(413)`` beyond ``limit``."""
+    joined; ``ApiError(413)`` beyond ``limit``, unless ``spill_dir`` is given: a body beyond ``limit`` then
+    goes on into a temporary file there (unnamed: it disappears when closed or when the process dies)."""
     expected = request.content_length
     if expected is not None and expected > READ_CHUNK_BYTES:
         buffer = bytearray(expected)
@@ -364,11 +424,29 @@ async def _read_body(request: web.Request, limit: int) -> bytes | memoryview:
         return memoryview(buffer)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_chunked(READ_CHUNK_BYTES):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"payload exceeds this node's limit of {limit} bytes")
+    spilled: BinaryIO | None = None
+    try:
+        async for chunk in request.content.iter_chunked(READ_CHUNK_BYTES):
+            size += len(chunk)
+            if spilled is not None:
+                spilled.write(chunk)
+                continue
+            chunks.append(chunk)
+            if size > limit:
+                if spill_dir is None:
+                    raise ApiError(413, f"payload exceeds this node's limit of {limit} bytes")
+                spill_dir.mkdir(parents=True, exist_ok=True)
+                spilled = tempfile.TemporaryFile(dir=spill_dir)
+                for kept in chunks:
+                    spilled.write(kept)
+                chunks.clear()
+    except BaseException:
+        if spilled is not None:
+            spilled.close()
+        raise
+    if spilled is not None:
+        spilled.flush()
+        return SpilledBody(spilled, size)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
@@ -387,19 +465,28 @@ async def _deliveries(request: web.Request) -> web.StreamResponse:
     if delivery.file_name is not None:
         headers[H_FILE_NAME] = encode_file_name(delivery.file_name)
     payload = delivery.payload
-    if len(payload) <= READ_CHUNK_BYTES:
+    if len(payload) <= READ_CHUNK_BYTES and not isinstance(payload, StoredPayload):
         return web.Response(body=payload, headers=headers, content_type="application/octet-stream")
     # A large payload goes out in pieces, each once the socket took the one before: the transport never holds
-    # a second copy of it.
+    # a second copy of it; a payload left in the store is read piece by piece.
     response = web.StreamResponse(headers=headers)
     response.content_type = "application/octet-stream"
     response.content_length = len(payload)
     await response.prepare(request)
-    view = memoryview(payload)
-    for start in range(0, len(view), READ_CHUNK_BYTES):
-        await response.write(view[start : start + READ_CHUNK_BYTES])
+    for piece in payload_pieces(payload):
+        await response.write(piece)
     await response.write_eof()
     return response
+
+
+def payload_pieces(payload: bytes | memoryview | StoredPayload) -> Iterator[bytes | memoryview]:
+    """A delivery's payload in pieces of at most ``READ_CHUNK_BYTES``."""
+    if isinstance(payload, StoredPayload):
+        yield from payload.chunks(READ_CHUNK_BYTES)
+        return
+    view = memoryview(payload)
+    for start in range(0, len(view), READ_CHUNK_BYTES):
+        yield view[start : start + READ_CHUNK_BYTES]
 
 
 async def _ack(request: web.Request) -> web.Response:
@@ -426,7 +513,8 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
     """Deliveries pushed over a WebSocket.
 
     For each delivery the server sends a text frame ``{"type": "delivery", "id", "endpoint", "source",
-    "creation_ms", "file_name", "size_bytes"}`` followed by one binary frame holding the payload. The client
+    "creation_ms", "file_name", "size_bytes"}`` followed by the payload: one binary frame, or for a large payload
+    kept in the store several, ``size_bytes`` together (a reader joins frames until it has them all). The client
     acknowledges with ``{"type": "ack", "id": ID}``; the server answers ``{"type": "ack", "id", "ok"}`` once the
     release is durable (the acks that arrive together share one commit). Several deliveries can be acknowledged
     in one frame, ``{"type": "ack", "ids": [ID, ...]}``, answered by one frame ``{"type": "ack", "ids": [...],
@@ -464,7 +552,11 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
                     }
                 )
             )
-            await ws.send_bytes(delivery.payload)  # type: ignore[arg-type]  # aiohttp takes any bytes-like
+            if isinstance(delivery.payload, StoredPayload):  # several frames, each read when it is sent
+                for piece in payload_pieces(delivery.payload):
+                    await ws.send_bytes(piece)  # type: ignore[arg-type]  # aiohttp takes any bytes-like
+            else:
+                await ws.send_bytes(delivery.payload)  # type: ignore[arg-type]
 
     acks: list[tuple[list[BundleId], bool]] = []  # (ids, answered in one frame) per ack frame
     acks_ready = asyncio.Event()

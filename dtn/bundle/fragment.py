@@ -55,13 +55,16 @@ def _payload_block_size(block: CanonicalBlock, length: int) -> int:
     return fixed + head_length(int(block.crc_type)) + head_length(length) + length + _CRC_ITEM_BYTES[block.crc_type]
 
 
-def encoded_size(bundle: Bundle) -> int:
-    """The size of ``encode_bundle(bundle)`` in bytes, computed without encoding the payload."""
+def encoded_size(bundle: Bundle, payload_length: int | None = None) -> int:
+    """The size of ``encode_bundle(bundle)`` in bytes, computed without encoding the payload; with
+    ``payload_length``, the size the bundle would have with a payload of that length instead of its own."""
     primary = bundle.primary
     size = 2 + (len(primary.image) if primary.image is not None else len(encode_primary(primary)))
     for block in bundle.blocks[:-1]:
         size += _block_size(block)
     payload = bundle.blocks[-1]
+    if payload_length is not None:
+        return size + _payload_block_size(payload, payload_length)
     if payload.image is not None:
         return size + len(payload.image)
     return size + _payload_block_size(payload, len(payload.data))
@@ -92,6 +95,68 @@ def _fragment_primary(primary: PrimaryBlock, offset: int, total: int) -> Primary
     )
 
 
+def replicated_blocks(bundle: Bundle) -> tuple[CanonicalBlock, ...]:
+    """The extension blocks of ``bundle`` that go into every fragment, not only the first: those flagged
+    "replicate in every fragment", and the Bundle Age block when the creation time is 0 (RFC 9171 §4.4.2: such a
+    bundle, and so each of its fragments, must carry one)."""
+    age_everywhere = bundle.primary.creation_ms == 0
+    return tuple(
+        b
+        for b in bundle.blocks[:-1]
+        if b.flags & BlockFlag.REPLICATE_IN_EVERY_FRAGMENT or (age_everywhere and b.block_type == BlockType.BUNDLE_AGE)
+    )
+
+
+def fragment_at(whole: Bundle, offset: int, total: int, data: bytes | memoryview) -> Bundle:
+    """The fragment of ``whole`` that carries ADU bytes ``[offset, offset + len(data))`` of a ``total``-byte ADU
+    (``whole``'s own payload is ignored): how a source fragments an ADU it reads piece by piece (RFC 9171 §5.8)
+    without ever holding all of it. The fragment at offset 0 carries every extension block, the others only the
+    replicated ones."""
+    if not (0 <= offset and offset + len(data) <= total):
+        raise FragmentationError(f"fragment [{offset}, {offset + len(data)}) lies outside an ADU of {total} bytes")
+    if whole.primary.flags & BundleFlag.MUST_NOT_FRAGMENT:
+        raise MustNotFragment(f"bundle {whole.id} must not be fragmented")
+    blocks = whole.blocks[:-1] if offset == 0 else replicated_blocks(whole)
+    return Bundle(_fragment_primary(whole.primary, offset, total), (*blocks, whole.blocks[-1].with_data(data)))
+
+
+def whole_primary(primary: PrimaryBlock) -> PrimaryBlock:
+    """The primary block of the bundle a fragment belongs to: the fragment's, without the fragment fields."""
+    return PrimaryBlock(
+        BundleFlag(int(primary.flags) & ~int(BundleFlag.IS_FRAGMENT)),
+        primary.crc_type,
+        primary.destination,
+        primary.source,
+        primary.report_to,
+        primary.creation_ms,
+        primary.sequence,
+        primary.lifetime_ms,
+    )
+
+
+def assembly_plan(pieces: Iterable[BundleId], total: int) -> list[tuple[BundleId, int, int]] | None:
+    """How to rebuild a ``total``-byte ADU from the stored fragments ``pieces`` (ids with offset and length):
+    ``[(fragment, skip, take), ...]`` in ADU order — take ``take`` bytes of that fragment's payload after the
+    first ``skip`` — or None while some byte of the ADU is missing. Decided from the ids alone, so that a node
+    can tell that a bundle is complete without reading any fragment."""
+    plan: list[tuple[BundleId, int, int]] = []
+    covered = 0
+    ordered = sorted(
+        (p for p in pieces if p.fragment_offset is not None and p.payload_length is not None),
+        key=lambda p: (p.fragment_offset, -(p.payload_length or 0)),
+    )
+    for piece in ordered:
+        assert piece.fragment_offset is not None and piece.payload_length is not None
+        if piece.fragment_offset > covered:
+            return None
+        end = min(piece.fragment_offset + piece.payload_length, total)
+        if end <= covered:
+            continue
+        plan.append((piece, covered - piece.fragment_offset, end - covered))
+        covered = end
+    return plan if covered >= total else None
+
+
 def fragment(bundle: Bundle, max_bundle_bytes: int) -> list[Bundle]:
     """Split ``bundle`` into fragments whose encodings are at most ``max_bundle_bytes`` long.
 
@@ -116,13 +181,7 @@ def fragment(bundle: Bundle, max_bundle_bytes: int) -> list[Bundle]:
     else:
         base, total = 0, length
     extensions = bundle.blocks[:-1]
-    # A bundle whose creation time is 0 must carry a Bundle Age block (RFC 9171 §4.4.2): so must every fragment.
-    age_everywhere = primary.creation_ms == 0
-    replicated = tuple(
-        b
-        for b in extensions
-        if b.flags & BlockFlag.REPLICATE_IN_EVERY_FRAGMENT or (age_everywhere and b.block_type == BlockType.BUNDLE_AGE)
-    )
+    replicated = replicated_blocks(bundle)
     all_size = sum(_block_size(b) for b in extensions)
     replicated_size = sum(_block_size(b) for b in replicated)
     payload_fixed = _payload_block_size(payload_block, 0) - 1  # without the length head and the data
@@ -234,17 +293,7 @@ def _assemble(partial: _Partial) -> Bundle:
         pieces.append(data[covered - offset :] if offset < covered else data)
         covered = end
     adu = b"".join(pieces)
-    p = first.primary
-    primary = PrimaryBlock(
-        BundleFlag(int(p.flags) & ~int(BundleFlag.IS_FRAGMENT)),
-        p.crc_type,
-        p.destination,
-        p.source,
-        p.report_to,
-        p.creation_ms,
-        p.sequence,
-        p.lifetime_ms,
-    )
+    primary = whole_primary(first.primary)
     payload_block = first.blocks[-1]
     return Bundle(primary, (*first.blocks[:-1], payload_block.with_data(adu)))
 

@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--route", action="append", metavar="PATTERN=VIA",
                         help="static route, e.g. 'ipn:9.*=ipn:3' or '*=ipn:1' (repeatable)")
     parser.add_argument("--plan", type=Path, metavar="FILE", help="contact plan file")
+    parser.add_argument("--fragment-payload", type=int, metavar="BYTES",
+                        help="send application payloads larger than BYTES as fragments of BYTES made here "
+                        "(default 16 MiB; 0: never, payloads then have the bundle size limit of 64 MiB)")
     parser.add_argument("--log-level", choices=LOG_LEVELS, help="log verbosity (default info)")
     parser.add_argument("--clock-rate", type=float, metavar="R",
                         help="run the DTN clock R times faster than real time (demos; same on every node)")
@@ -106,6 +109,8 @@ def raw_config(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
         raw["clock_rate"] = args.clock_rate
     if args.epoch is not None:
         raw["epoch"] = args.epoch
+    if args.fragment_payload is not None:
+        raw["fragment_payload_bytes"] = args.fragment_payload
     if args.listen:
         raw["listen"] = list(args.listen)
     _override(raw, "store", {"url": args.store, "durability": args.durability, "quota_bytes": args.quota})

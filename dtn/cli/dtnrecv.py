@@ -4,7 +4,8 @@ local node and write their payloads.
 With ``--out DIR`` each payload becomes a file named after the sender's file name when it is known (the file-name
 block ``dtnsend`` adds), else after the bundle ID made filesystem-safe; an existing file is never overwritten
 (``name-1.ext``, ``name-2.ext``...). With ``--out -`` (the default) payloads go to standard output. A bundle is
-acknowledged to the node only after its payload is written and fsynced, so a crash never loses one.
+acknowledged to the node only after its payload is written and fsynced, so a crash never loses one. A large
+payload streams to a hidden ``.dtn-*.part`` file in DIR that is renamed when complete (never held in memory).
 Without ``--count`` or ``--follow`` one bundle is received."""
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import asyncio
 import contextlib
 import os
 import re
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from dtn.api.client import DtnClient
@@ -26,6 +29,7 @@ from .common import EXIT_FAILURE, EXIT_OK, add_api_arguments, client_from, error
 PROG = "dtnrecv"
 #: Longest single long poll; longer waits are made of several.
 POLL_STEP_S = 30.0
+SPOOL_COPY_BYTES = 1 << 20
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,13 +68,19 @@ def unused_path(directory: Path, name: str) -> Path:
 
 
 def write_durably(directory: Path, delivery: Delivery) -> Path:
-    """Write the payload to a new file in ``directory``, fsync it and the directory; returns its path."""
+    """Write the payload to a new file in ``directory`` (or move the file it was spooled to there), fsync it and
+    the directory; returns its path."""
     path = unused_path(directory, safe_name(delivery))
-    partial = directory / f".{path.name}.part"
-    with partial.open("wb") as handle:
-        handle.write(delivery.payload)
-        handle.flush()
-        os.fsync(handle.fileno())
+    if delivery.payload_path is not None:
+        partial = delivery.payload_path
+        with partial.open("rb+") as handle:
+            os.fsync(handle.fileno())
+    else:
+        partial = directory / f".{path.name}.part"
+        with partial.open("wb") as handle:
+            handle.write(delivery.payload)
+            handle.flush()
+            os.fsync(handle.fileno())
     os.replace(partial, path)
     dir_fd = os.open(directory, os.O_RDONLY)
     try:
@@ -82,7 +92,12 @@ def write_durably(directory: Path, delivery: Delivery) -> Path:
 
 def write_stdout(delivery: Delivery) -> None:
     out = sys.stdout.buffer
-    out.write(delivery.payload)
+    if delivery.payload_path is not None:
+        with delivery.payload_path.open("rb") as spooled:
+            shutil.copyfileobj(spooled, out, SPOOL_COPY_BYTES)
+        delivery.payload_path.unlink()
+    else:
+        out.write(delivery.payload)
     out.flush()
     with contextlib.suppress(OSError):  # a pipe or a terminal cannot be fsynced
         os.fsync(out.fileno())
@@ -91,6 +106,7 @@ def write_stdout(delivery: Delivery) -> None:
 async def _receive(args: argparse.Namespace) -> int:
     wanted = None if args.follow else (args.count if args.count is not None else 1)
     directory = None if args.out == "-" else Path(args.out)
+    spool_dir = Path(tempfile.gettempdir())  # large payloads for standard output wait there, not in memory
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
     loop = asyncio.get_running_loop()
@@ -104,7 +120,7 @@ async def _receive(args: argparse.Namespace) -> int:
                 step = min(step, deadline - loop.time())
                 if step <= 0:
                     break
-            delivery = await client.receive(endpoint, timeout_s=step)
+            delivery = await client.receive(endpoint, timeout_s=step, spool_dir=directory or spool_dir)
             if delivery is None:
                 continue
             await _keep(client, delivery, directory)
@@ -116,7 +132,7 @@ async def _receive(args: argparse.Namespace) -> int:
 
 
 async def _keep(client: DtnClient, delivery: Delivery, directory: Path | None) -> None:
-    size = len(delivery.payload)
+    size = delivery.size_bytes
     if directory is None:
         write_stdout(delivery)
         print(f"{PROG}: {delivery.bundle_id} from {delivery.source}: {size} bytes", file=sys.stderr)
