@@ -275,7 +275,22 @@ def _verify_crc(buf: bytes, mv: memoryview, start: int, pos: int, end: int, crc_
 
 def _decode_canonical(buf: bytes, mv: memoryview, pos: int, end: int) -> tuple[CanonicalBlock, int]:
     start = pos
-    block_type, number, flags, crc_type, pos = _decode_block_head(buf, pos, end)
+    initial = buf[pos] if pos + 5 < end else -1
+    if (
+        ((initial == 0x86 and 0 < buf[pos + 4] < 3) or (initial == 0x85 and buf[pos + 4] == 0))
+        and buf[pos + 1] < 24
+        and buf[pos + 2] < 24
+        and buf[pos + 3] < 24
+        and buf[pos + 5] != 0xD8
+    ):
+        # Fast path (the common case): nothing to check before the data, type, number and flags in one byte.
+        block_type = buf[pos + 1]
+        number = buf[pos + 2]
+        flags = buf[pos + 3]
+        crc_type = buf[pos + 4]
+        pos += 5
+    else:
+        block_type, number, flags, crc_type, pos = _decode_block_head(buf, pos, end)
     data_start, data_end = read_string(buf, pos, end, MAJOR_BSTR, f"block {number} data")
     pos = data_end
     if crc_type:
@@ -489,8 +504,26 @@ def encode_primary(primary: PrimaryBlock) -> bytes:
 
 def _canonical_parts(block: CanonicalBlock) -> list[BlockData]:
     data = block.data
-    hdr = _canonical_head(block, len(data))
-    crc_type = int(block.crc_type)
+    try:
+        crc_type = int(block.crc_type)
+        if not 0 <= crc_type <= 2:
+            raise EncodeError(f"block {block.number}: unknown CRC type {crc_type}")
+        bt, num, fl = block.block_type, block.number, int(block.flags)
+        if bt < 24 and num < 24 and fl < 24:
+            hdr = bytes((0x86 if crc_type else 0x85, bt, num, fl, crc_type)) + head(MAJOR_BSTR, len(data))
+        else:
+            hdr = b"".join(
+                (
+                    b"\x86" if crc_type else b"\x85",
+                    encode_uint(bt),
+                    encode_uint(num),
+                    encode_uint(fl),
+                    _SMALL_UINTS[crc_type],
+                    head(MAJOR_BSTR, len(data)),
+                )
+            )
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise EncodeError(f"block {block.number} cannot be encoded: {exc}") from exc
     if not crc_type:
         return [hdr, data]
     if crc_type == 2:
@@ -500,29 +533,13 @@ def _canonical_parts(block: CanonicalBlock) -> list[BlockData]:
 
 
 def _canonical_head(block: CanonicalBlock, data_length: int) -> bytes:
-    """The encoding of ``block`` up to its data (array head, the four numbers, the data's byte-string head
-    for ``data_length`` bytes). Shared by ``_canonical_parts`` and the streaming encoder."""
+    """The encoding of ``block`` up to its data, for ``data_length`` bytes of data (for the streaming encoder,
+    ``dtn.bundle.stream``): the encoding with empty data, up to its one-byte empty byte-string head."""
+    hdr = _canonical_parts(block.with_data(b""))[0]
     try:
-        crc_type = int(block.crc_type)
-        if not 0 <= crc_type <= 2:
-            raise EncodeError(f"block {block.number}: unknown CRC type {crc_type}")
-        bt, num, fl = block.block_type, block.number, int(block.flags)
-        if bt < 24 and num < 24 and fl < 24:
-            hdr = bytes((0x86 if crc_type else 0x85, bt, num, fl, crc_type)) + head(MAJOR_BSTR, data_length)
-        else:
-            hdr = b"".join(
-                (
-                    b"\x86" if crc_type else b"\x85",
-                    encode_uint(bt),
-                    encode_uint(num),
-                    encode_uint(fl),
-                    _SMALL_UINTS[crc_type],
-                    head(MAJOR_BSTR, data_length),
-                )
-            )
-    except (ValueError, TypeError, AttributeError) as exc:
+        return bytes(hdr[:-1]) + head(MAJOR_BSTR, data_length)
+    except ValueError as exc:
         raise EncodeError(f"block {block.number} cannot be encoded: {exc}") from exc
-    return hdr
 
 
 def encode_block(block: CanonicalBlock) -> bytes:
