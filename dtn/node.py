@@ -69,9 +69,9 @@ RECEIVE_WINDOW = 2 * LINK_WINDOW
 #: Bytes of encoded bundles handed to the convergence layers and not sent yet, above which new bundles from
 #: applications and neighbours wait before the agent takes them (bounded memory when bundles arrive faster than
 #: they leave).
-MAX_QUEUED_TRANSMIT_BYTES = 48 * 1024 * 1024
+MAX_QUEUED_TRANSMIT_BYTES = 32 * 1024 * 1024
 #: Bytes of received bundles a TCPCL session holds for the node's decision before it stops reading the socket.
-MAX_PENDING_RECEIVED_BYTES = 48 * 1024 * 1024
+MAX_PENDING_RECEIVED_BYTES = 32 * 1024 * 1024
 #: Status reports remembered for ``wait_report`` (oldest forgotten first).
 MAX_REMEMBERED_REPORTS = 10_000
 #: Payload bytes of just-received bundles kept for their first delivery (beyond: read back from the store).
@@ -724,7 +724,8 @@ class Node:
             lifetime_ms=lifetime_ms, flags=flags, hop_limit=hop_limit, priority=priority, file_name=file_name,
         )
         stored: list[BundleId] = []
-        buffer = bytearray()
+        pending: list[bytes] = []  # chunks of the next piece, joined once it is complete (one copy)
+        pending_bytes = 0
         offset = 0
 
         async def store_piece(data: bytes) -> None:
@@ -737,16 +738,24 @@ class Node:
 
         try:
             async for chunk in chunks:
-                buffer += chunk
-                if offset + len(buffer) > total_bytes:
+                if offset + pending_bytes + len(chunk) > total_bytes:
                     raise ValueError(f"the payload is longer than the {total_bytes} bytes announced")
-                while len(buffer) >= piece_bytes:
-                    data = bytes(buffer[:piece_bytes])
-                    del buffer[:piece_bytes]
+                view = memoryview(chunk)
+                while pending_bytes + len(view) >= piece_bytes:
+                    take = piece_bytes - pending_bytes
+                    pending.append(bytes(view[:take]))
+                    view = view[take:]
+                    data = b"".join(pending)
+                    pending.clear()
+                    pending_bytes = 0
                     await store_piece(data)
-            if buffer:
-                await store_piece(bytes(buffer))
-                buffer.clear()
+                    del data
+                if len(view):
+                    pending.append(bytes(view))
+                    pending_bytes += len(view)
+            if pending:
+                await store_piece(b"".join(pending))
+                pending.clear()
             if offset != total_bytes:
                 raise ValueError(f"the payload ended after {offset} of its {total_bytes} bytes")
         except BaseException:
