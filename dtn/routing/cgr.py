@@ -11,6 +11,9 @@ arrival time:
   ``Y.end > t`` (the window is ``[start, end)``: data arriving at the end instant is too late);
 * labels are ordered by (arrival, hops, end of the last contact): ties go to fewer hops, then to the contact
   that ends earliest (keeping longer contacts for later traffic);
+* small graphs (up to ``_SINGLE_PASS_MAX_CONTACTS``) are searched in one pass in which a node is expanded again
+  only by a label with strictly fewer hops than its earlier expansions, and labels later than the best one
+  queued for the destination are dropped; large graphs take the bounded passes below:
 * a first pass expands each node once and finds the earliest arrival T*. A node's contacts are taken by start
   time: those open when the node is reached at once, the others through a cursor queued at the next start,
   so contacts that open after T* are never looked at;
@@ -22,8 +25,9 @@ arrival time:
   open between the start and T* at the nodes reached by then.
 
 The search ignores volume (as ION's does); volume, queues and the bundle's deadline are applied per bundle by
-``dtn.routing.cgr_router``. ``RouteList`` extends the best route into a ranked list with Yen's k-shortest-paths
-algorithm (Lawler's refinement), computed lazily, one route at a time.
+``dtn.routing.cgr_router``. ``RouteList`` extends the best route into a ranked list, lazily, one route at a
+time: by Yen's k-shortest-paths algorithm (Lawler's refinement; ION 4) or by contact suppression (classic CGR:
+each route's limiting contact is suppressed before the next search).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_right
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import Literal, NamedTuple
 
 from dtn.routing.contacts import Contact, ContactPlan, owlt_margin_s
 
@@ -42,11 +46,13 @@ _HOP_TABLE_WORK = 200_000
 #: Node pairs a search looks at (at least; a quarter of the node count in large graphs) to decide that no route
 #: has fewer hops, before it gives up and runs the fewest-hops passes.
 _HOP_SEARCH_BUDGET = 64
+#: Largest graph (contacts) searched in one pass (``ContactGraph._single_pass``): on small plans a search's fixed
+#: costs dominate and one pass that may expand a node again (with fewer hops) beats three bounded passes.
+_SINGLE_PASS_MAX_CONTACTS = 2048
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
-    """A contact sequence from the local node to the destination.
+class Route(NamedTuple):
+    """A contact sequence from the local node to the destination (immutable; a named tuple: cheap to build).
 
     ``arrival_s`` is the best-case arrival (no queueing, no transmission time, as ION's ``arrivalTime``);
     ``from_s`` is the first contact's start, ``to_s`` the earliest end of all hops (the route dies then).
@@ -97,6 +103,7 @@ class ContactGraph:
         self.start_s = [c.start_s + 0.0 for c in self.contacts]
         self.end_s = [c.end_s + 0.0 for c in self.contacts]
         self.rate = [c.rate_bytes_per_s + 0.0 for c in self.contacts]
+        self.confidence = [c.confidence for c in self.contacts]
         #: node -> (first id, end times of its contacts in id order)
         self._out: dict[int, tuple[int, list[float]]] = {}
         cid = 0
@@ -172,6 +179,7 @@ class ContactGraph:
         )
         # Hop counts between nodes in the graph of node pairs (times ignored), a lower bound on any route's hop
         # count: precomputed when small, otherwise searched per query (``_fewer_hops_possible``).
+        self._one_pass = n <= _SINGLE_PASS_MAX_CONTACTS
         self._hop_table: list[list[int]] | None = None
         if count * (count + len(self._p_first)) <= _HOP_TABLE_WORK:
             self._hop_table = [self._hops_from(k) for k in range(count)]
@@ -248,6 +256,8 @@ class ContactGraph:
         banned = []
         if banned_nodes:
             banned = [k for k in (ix.get(node) for node in banned_nodes) if k is not None and k != src and k != dst]
+        if self._one_pass:
+            return self._single_pass(src, dst, start_s, banned_contacts, banned)
         found = self._earliest(src, dst, start_s, banned_contacts, banned)
         if found is None:
             return None
@@ -262,6 +272,84 @@ class ContactGraph:
         latest = self._latest_departure(dst, start_s, arrival, reached, banned_contacts, banned)
         again = self._fewest_hops(src, dst, start_s, latest, banned_contacts, hops)
         return path if again is None else again
+
+    def _single_pass(
+        self, src: int, dst: int, start_s: float, banned_contacts: frozenset[int] | set[int], banned: list[int]
+    ) -> list[int] | None:
+        """Earliest arrival with the fewest hops in one pass (labels ordered by arrival, hops, end): a node is
+        expanded again only by a label with strictly fewer hops than each of its earlier expansions (those
+        arrived no later, so a label with no fewer hops is dominated). Contacts are taken by start time with
+        cursors as in ``_earliest``; labels later than the best label queued for the destination are dropped."""
+        o_start, o_end, o_delay, o_to, o_cid, o_first, o_span = self._forward_index
+        count = len(o_span)
+        best = [_INF] * count  # the best queued label per node (arrival, then hops)
+        best_hops = [_BIG] * count
+        done = [_BIG] * count  # fewest hops among the node's expansions so far
+        for k in banned:
+            done[k] = -1  # no label for a banned node
+        done[src] = 0
+        bound = _INF  # best[dst]
+        # Queue entries: (time, hops, end, position, node, chain); chain = (contact id, parent chain) or () at
+        # the source; position >= 0 marks a cursor: the node's contacts from there on, none open before time.
+        heap: list[tuple[float, int, float, int, int, tuple[object, ...]]] = []
+        push = heapq.heappush
+        pop = heapq.heappop
+        check_banned = bool(banned_contacts)
+        at = start_s
+        hops = 0
+        node = src
+        chain: tuple[object, ...] = ()
+        j = bisect_right(o_start, at - o_span[src], o_first[src], o_first[src + 1])
+        while True:
+            stop = o_first[node + 1]
+            nxt = hops + 1
+            while j < stop:
+                s = o_start[j]
+                if s > at and heap and s > heap[0][0]:
+                    if s <= bound:
+                        push(heap, (s, hops, -_INF, j, node, chain))
+                    break
+                e = o_end[j]
+                if e > at:
+                    t = o_to[j]
+                    if nxt < done[t]:
+                        arrival = (s if s > at else at) + o_delay[j]
+                        if arrival <= bound:
+                            # Queued unless a label queued for t arrives no later with fewer hops (one with as
+                            # many hops at the same time may end earlier: queued too, the queue takes the
+                            # earliest end first). The best queued label for t is kept (and for dst: the bound).
+                            old = best[t]
+                            bh = best_hops[t]
+                            if (arrival < old or nxt < bh or (nxt == bh and arrival == old)) and not (
+                                check_banned and o_cid[j] in banned_contacts
+                            ):
+                                if arrival < old or (arrival == old and nxt < bh):
+                                    best[t] = arrival
+                                    best_hops[t] = nxt
+                                    if t == dst:
+                                        bound = arrival
+                                push(heap, (arrival, nxt, e, -1, t, (o_cid[j], chain)))
+                j += 1
+            while True:
+                if not heap:
+                    return None
+                at, hops, _, j, node, chain = pop(heap)
+                if j >= 0:
+                    if done[node] < hops:
+                        continue  # expanded again since, with fewer hops: that expansion covers these contacts
+                    break
+                if hops >= done[node]:
+                    continue
+                done[node] = hops
+                if node == dst:
+                    path: list[int] = []
+                    while chain:
+                        cid, chain = chain  # type: ignore[assignment]
+                        path.append(cid)  # type: ignore[arg-type]
+                    path.reverse()
+                    return path
+                j = bisect_right(o_start, at - o_span[node], o_first[node], o_first[node + 1])
+                break
 
     def _earliest(
         self, src: int, dst: int, start_s: float, banned_contacts: frozenset[int] | set[int], banned: list[int]
@@ -338,12 +426,7 @@ class ContactGraph:
                     continue  # expanded already, by a label no worse
                 reached[node] = at
                 if node == dst:
-                    path = []
-                    while label > 0:
-                        path.append(lab_cid[label])
-                        label = lab_parent[label]
-                    path.reverse()
-                    return path, at, reached
+                    return _label_path(lab_cid, lab_parent, label), at, reached
                 j = bisect_right(o_start, at - o_span[node], o_first[node], o_first[node + 1])
                 break
 
@@ -538,12 +621,7 @@ class ContactGraph:
                 at, hops, _, label = pop(heap)
                 node = lab_node[label]
                 if node == dst:
-                    path = []
-                    while label > 0:
-                        path.append(lab_cid[label])
-                        label = lab_parent[label]
-                    path.reverse()
-                    return path
+                    return _label_path(lab_cid, lab_parent, label)
                 if expanded_hops[node] <= hops:
                     continue  # dominated: an earlier expansion arrived no later with no more hops
                 expanded_hops[node] = hops
@@ -561,19 +639,16 @@ class ContactGraph:
 
     def make_route(self, contact_ids: Iterable[int], start_s: float) -> Route:
         ids = tuple(contact_ids)
-        contacts = self.contacts
         starts = self.start_s
         ends = self.end_s
         delays = self.delay_s
         owlts = self.owlt_s
-        hops = []
+        confidences = self.confidence
         confidence = 1.0
         owlt_sum = 0.0
         to_s = _INF
         t = start_s
         for cid in ids:
-            contact = contacts[cid]
-            hops.append(contact)
             e = ends[cid]
             if e < to_s:
                 to_s = e
@@ -581,9 +656,28 @@ class ContactGraph:
                 t = _INF  # a contact is missed (as ``walk``)
             s = starts[cid]
             t = (s if s > t else t) + delays[cid]
-            confidence *= contact.confidence
+            confidence *= confidences[cid]
             owlt_sum += owlts[cid]
-        return Route(ids, tuple(hops), t, starts[ids[0]], to_s, confidence, owlt_sum)
+        contacts = self.contacts
+        return Route(ids, tuple([contacts[cid] for cid in ids]), t, starts[ids[0]], to_s, confidence, owlt_sum)
+
+    def limiting_contact(self, route: Route) -> int:
+        """The contact that ends first on ``route`` (the first such hop on a tie): classic CGR suppresses it."""
+        ends = self.end_s
+        for cid in route.contact_ids:
+            if ends[cid] == route.to_s:
+                return cid
+        raise ValueError("the route's end is none of its contacts' ends")
+
+
+def _label_path(lab_cid: list[int], lab_parent: list[int], label: int) -> list[int]:
+    """The contact ids from the source to ``label`` (label 0 is the source)."""
+    path = []
+    while label > 0:
+        path.append(lab_cid[label])
+        label = lab_parent[label]
+    path.reverse()
+    return path
 
 
 def route_key(route: Route) -> tuple[float, int, float, tuple[int, ...]]:
@@ -591,25 +685,56 @@ def route_key(route: Route) -> tuple[float, int, float, tuple[int, ...]]:
     return (route.arrival_s, route.hop_count, -route.to_s, route.contact_ids)
 
 
-class RouteList:
-    """Ranked routes from ``source`` to ``destination`` computed at ``computed_at_s``, extended on demand by Yen's
-    algorithm: each new route deviates from the previous one at some hop (the spur), with the root path's nodes
-    banned (routes stay loop-free) and the next contact of every known route sharing that root banned (no
-    duplicates). Lawler's refinement: a route's spurs start at the hop where it deviated from its parent (the
-    spurs of the shared root were taken from the parent already, and their best is still a candidate)."""
+#: How a route list finds its routes after the best one: ``"yen"``, Yen's k earliest loop-free routes (ION 4's
+#: libcgr); ``"suppression"``, classic CGR (ION 3): after each route, suppress its limiting contact and search
+#: again.
+RouteMethod = Literal["yen", "suppression"]
 
-    def __init__(self, graph: ContactGraph, source: int, destination: int, computed_at_s: float) -> None:
+
+class RouteList:
+    """Ranked routes from ``source`` to ``destination`` computed at ``computed_at_s``, extended on demand, one
+    route at a time, by ``method``:
+
+    * ``"yen"`` (default): Yen's algorithm; each new route deviates from the previous one at some hop (the spur),
+      with the root path's nodes banned (routes stay loop-free) and the next contact of every known route
+      sharing that root banned (no duplicates). Lawler's refinement: a route's spurs start at the hop where it
+      deviated from its parent (the spurs of the shared root were taken from the parent already, and their best
+      is still a candidate). Route k is the k-th earliest loop-free contact sequence; ~2.5 searches per route.
+    * ``"suppression"``: classic CGR's contact suppression (ION before Yen, pydtnsim's ``load_route_list``):
+      each route is the best route (earliest arrival, fewest hops) over the contacts left once the limiting
+      contact (earliest end, first such hop) of every earlier route is suppressed. One search per route; each
+      route holds a contact no later route uses (routes are distinct), the list ends after at most one route
+      per contact, and routes come by non-decreasing (arrival, hops) since each search has fewer contacts to
+      use. Fewer alternatives than Yen: a route that shares the limiting contact of an earlier one is never
+      listed.
+
+    Either way routes come by non-decreasing best-case arrival and the first is ``ContactGraph.search``'s."""
+
+    __slots__ = (
+        "graph", "source", "destination", "computed_at_s", "method", "routes", "searches", "_exhausted",
+        "_suppressed", "_candidates", "_deviation", "_seen",
+    )
+
+    def __init__(
+        self, graph: ContactGraph, source: int, destination: int, computed_at_s: float, *,
+        method: RouteMethod = "yen",
+    ) -> None:
+        if method != "yen" and method != "suppression":
+            raise ValueError(f"unknown route list method {method!r} (yen or suppression)")
         self.graph = graph
         self.source = source
         self.destination = destination
         self.computed_at_s = computed_at_s
+        self.method: RouteMethod = method
         self.routes: list[Route] = []
-        #: (ranking key, hop at which the route deviates from its parent, route)
+        self.searches = 0
+        self._exhausted = False
+        #: suppression: the limiting contacts of the routes so far
+        self._suppressed: set[int] = set()
+        #: Yen: (ranking key, hop at which the route deviates from its parent, route)
         self._candidates: list[tuple[tuple[float, int, float, tuple[int, ...]], int, Route]] = []
         self._deviation: list[int] = []
         self._seen: set[tuple[int, ...]] = set()
-        self._exhausted = False
-        self.searches = 0
 
     @property
     def exhausted(self) -> bool:
@@ -621,25 +746,42 @@ class RouteList:
 
     def get(self, k: int) -> Route | None:
         """The k-th best route (0-based), computing routes as needed; None when there are fewer."""
-        if k < len(self.routes):
-            return self.routes[k]
-        while len(self.routes) <= k and not self._exhausted:
-            self._extend()
-        return self.routes[k] if k < len(self.routes) else None
+        routes = self.routes
+        if k < len(routes):
+            return routes[k]
+        while len(routes) <= k and not self._exhausted:
+            if not routes or self.method == "suppression":
+                self._suppress_next()
+            else:
+                self._yen_next()
+        return routes[k] if k < len(routes) else None
 
-    def _extend(self) -> None:
+    def all(self, limit: int | None = None) -> list[Route]:
+        """Every route (up to ``limit``), computing them as needed."""
+        while not self._exhausted and (limit is None or len(self.routes) < limit):
+            self.get(len(self.routes))
+        return self.routes if limit is None else self.routes[:limit]
+
+    def _suppress_next(self) -> None:
+        """The best route over the contacts not suppressed; its limiting contact is suppressed after it (the
+        first route of either method: nothing is suppressed yet)."""
         g = self.graph
-        if not self.routes:
-            self.searches += 1
-            path = g.search(self.source, self.destination, self.computed_at_s)
-            if path is None:
-                self._exhausted = True
-                return
-            route = g.make_route(path, self.computed_at_s)
-            self.routes.append(route)
+        self.searches += 1
+        suppressed = self._suppressed
+        path = g.search(self.source, self.destination, self.computed_at_s, banned_contacts=suppressed)
+        if path is None:
+            self._exhausted = True
+            return
+        route = g.make_route(path, self.computed_at_s)
+        self.routes.append(route)
+        if self.method == "suppression":
+            suppressed.add(g.limiting_contact(route))
+        else:
             self._deviation.append(0)
             self._seen.add(route.contact_ids)
-            return
+
+    def _yen_next(self) -> None:
+        g = self.graph
         last = self.routes[-1].contact_ids
         for i in range(self._deviation[-1], len(last)):
             root = last[:i]

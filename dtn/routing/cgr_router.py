@@ -1,8 +1,9 @@
 """The CGR router: per-bundle route selection over cached route lists, as ION's ``ipnfw``/``libcgr`` do it.
 
-For each bundle: walk the destination's route list (``dtn.routing.cgr.RouteList``, cached, extended by Yen
-on demand) until a route's best-case arrival (a lower bound of any PBAT over it) is later than the best
-projected arrival found so far. Skip routes whose entry node is excluded or whose best-case arrival is
+For each bundle: walk the destination's route list (``dtn.routing.cgr.RouteList``, cached, extended on demand
+by Yen's algorithm as ION 4 does, or by contact suppression as classic CGR did: ``CgrConfig.route_method``)
+until a route's best-case arrival (a lower bound of any PBAT over it) is later than the best projected arrival
+found so far. Skip routes whose entry node is excluded or whose best-case arrival is
 after the bundle's expiry, compute the projected bundle arrival time (PBAT: queue ahead of the bundle on the
 first contact, its transmission time on each hop, OWLT + margin) and the effective volume limit of each hop
 (residual volume for the bundle's priority, window left), then pick the lowest PBAT, then fewer hops, later
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from dtn.bundle.eid import Eid, IpnEid
 from dtn.bundle.reasons import StatusReason
 from dtn.routing.base import Booking, ForwardNow, NoRoute, Priority, RouteDecision, RouteRequest, WaitUntil
-from dtn.routing.cgr import ContactGraph, Route, RouteList
+from dtn.routing.cgr import ContactGraph, Route, RouteList, RouteMethod
 from dtn.routing.contacts import ContactPlan
 
 _PRIORITIES = (Priority.BULK, Priority.STANDARD, Priority.EXPEDITED)
@@ -34,8 +35,12 @@ class CgrConfig:
 
     overhead_fraction: float = 1 / 16
     overhead_min_bytes: int = 36
-    #: Upper bound on routes per destination examined for one bundle (Yen extensions are lazy).
+    #: Upper bound on routes per destination examined for one bundle (route lists are extended lazily).
     max_routes: int = 32
+    #: How route lists find alternatives: ``"yen"`` (ION 4's libcgr: the k earliest loop-free routes) or
+    #: ``"suppression"`` (classic CGR, ION 3: suppress each route's limiting contact and search again; one search
+    #: per route, fewer alternatives). See ``dtn.routing.cgr.RouteList``.
+    route_method: RouteMethod = "yen"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +134,7 @@ class CgrRouter:
         the end of one of its routes."""
         rl = self._lists.get(destination)
         if rl is None or now >= rl.valid_until_s() or now < rl.computed_at_s:
-            rl = RouteList(self.graph, self.local_node, destination, now)
+            rl = RouteList(self.graph, self.local_node, destination, now, method=self.config.route_method)
             self._lists[destination] = rl
         return rl
 

@@ -244,6 +244,31 @@ def check_search_with_bans(plan: ContactPlan, data: st.DataObject) -> None:
 def test_search_without_hop_table_matches_reference(plan: ContactPlan, data: st.DataObject) -> None:
     # Large graphs have no table of hop counts between nodes: the bounded node-pair search decides alone.
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cgr, "_SINGLE_PASS_MAX_CONTACTS", 0)
         patch.setattr(cgr, "_HOP_TABLE_WORK", 0)
         patch.setattr(cgr, "_HOP_SEARCH_BUDGET", data.draw(st.sampled_from([1, 8, 64])))
         check_search_with_bans(plan, data)
+
+
+@settings(max_examples=150, deadline=None)
+@given(bigger_plans(), st.data())
+def test_bounded_passes_match_reference(plan: ContactPlan, data: st.DataObject) -> None:
+    # Small graphs are searched in one pass; large ones by up to three bounded passes: both must be right.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cgr, "_SINGLE_PASS_MAX_CONTACTS", 0)
+        check_search_with_bans(plan, data)
+
+
+@settings(max_examples=150, deadline=None)
+@given(plans(), st.sampled_from(NODES), st.sampled_from(NODES), st.integers(0, 30))
+def test_one_pass_and_bounded_passes_agree(plan: ContactPlan, source: int, dest: int, now: int) -> None:
+    if source == dest:
+        return
+    one = ContactGraph(plan)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cgr, "_SINGLE_PASS_MAX_CONTACTS", 0)
+        bounded = ContactGraph(plan)
+    a, b = one.search(source, dest, now), bounded.search(source, dest, now)
+    assert (a is None) == (b is None)
+    if a is not None and b is not None:
+        assert (one.walk(a, now), len(a)) == (bounded.walk(b, now), len(b))

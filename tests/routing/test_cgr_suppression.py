@@ -1,0 +1,126 @@
+"""Route lists by contact suppression (classic CGR) against a brute-force model, and the router using them.
+
+The model: route k is the best (earliest arrival, then fewest hops) loop-free contact sequence once the limiting
+contacts (earliest end, first such hop) of routes 0..k-1 are suppressed; the list ends when none is left.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dtn.bundle.eid import IpnEid
+from dtn.routing.base import ForwardNow, RouteRequest, WaitUntil
+from dtn.routing.cgr import ContactGraph, Route, RouteList
+from dtn.routing.cgr_router import CgrConfig, CgrRouter
+from dtn.routing.contacts import Contact, ContactPlan, Range
+
+from .test_cgr_property import NODES, check_chain, plans
+
+SUPPRESSION = CgrConfig(route_method="suppression")
+
+
+def brute_best(
+    graph: ContactGraph, source: int, dest: int, now: float, suppressed: set[int]
+) -> tuple[float, int] | None:
+    """(arrival, hops) of the best loop-free contact sequence avoiding ``suppressed``: every sequence tried."""
+    best: tuple[float, int] | None = None
+
+    def dfs(node: int, t: float, hops: int, visited: frozenset[int]) -> None:
+        nonlocal best
+        if node == dest:
+            if best is None or (t, hops) < best:
+                best = (t, hops)
+            return
+        for cid, c in enumerate(graph.contacts):
+            if c.from_node == node and cid not in suppressed and c.end_s > t and c.to_node not in visited:
+                dfs(c.to_node, max(c.start_s, t) + graph.delay_s[cid], hops + 1, visited | {c.to_node})
+
+    dfs(source, now, 0, frozenset({source}))
+    return best
+
+
+def limiting(graph: ContactGraph, route: Route) -> int:
+    ends = [graph.end_s[cid] for cid in route.contact_ids]
+    return route.contact_ids[ends.index(min(ends))]
+
+
+@settings(max_examples=150, deadline=None)
+@given(plans(), st.sampled_from(NODES), st.sampled_from(NODES), st.integers(0, 30))
+def test_suppression_list_matches_brute_force(plan: ContactPlan, source: int, dest: int, now: int) -> None:
+    if source == dest:
+        return
+    graph = ContactGraph(plan)
+    rl = RouteList(graph, source, dest, now, method="suppression")
+    routes = rl.all()
+    assert rl.exhausted and len(routes) <= len(graph)  # terminates: one route per contact at most
+    assert rl.searches == len(routes) + 1  # one search per route, one that finds nothing
+    best = graph.search(source, dest, now)
+    assert (best is None) == (routes == [])
+    if best is not None:
+        assert routes[0].contact_ids == tuple(best)  # the first route is the best route
+    suppressed: set[int] = set()
+    for route in routes:
+        assert brute_best(graph, source, dest, now, suppressed) == (route.arrival_s, route.hop_count)
+        check_chain(graph, route.contact_ids, source, dest, now)
+        assert not suppressed & set(route.contact_ids)
+        assert len(set(route.nodes)) == len(route.nodes)  # loop-free
+        assert route.to_s == min(graph.end_s[cid] for cid in route.contact_ids)
+        assert graph.limiting_contact(route) == limiting(graph, route)
+        suppressed.add(limiting(graph, route))
+    assert brute_best(graph, source, dest, now, suppressed) is None  # nothing left when the list ends
+    keys = [(r.arrival_s, r.hop_count) for r in routes]
+    assert keys == sorted(keys)  # non-decreasing arrival, then hops
+    assert len({r.contact_ids for r in routes}) == len(routes)
+
+
+def test_worked_example_routes(worked: ContactPlan) -> None:
+    # R1 = 1->2->4 (ends 100, limited by 1->2), R2 = 1->3->4 (limited by 1->3), then nothing: as Yen's list.
+    graph = ContactGraph(worked)
+    rl = RouteList(graph, 1, 4, 0, method="suppression")
+    assert [(r.nodes, r.arrival_s, r.to_s) for r in rl.all()] == [((1, 2, 4), 52, 100), ((1, 3, 4), 75, 60)]
+    yen = RouteList(graph, 1, 4, 0)
+    assert [r.contact_ids for r in yen.all()] == [r.contact_ids for r in rl.routes]
+
+
+def test_suppression_lists_fewer_alternatives_than_yen() -> None:
+    # 1->2 closes first on both routes through it: suppressing it drops 1->2->3 via the later 2->3 contact.
+    plan = ContactPlan(
+        (Contact(1, 2, 0, 10, 1000), Contact(2, 3, 0, 20, 1000), Contact(2, 3, 30, 40, 1000),
+         Contact(1, 3, 50, 60, 1000)),
+        (Range(1, 2, 0, 100, 1), Range(2, 3, 0, 100, 1), Range(1, 3, 0, 100, 1)),
+    )
+    graph = ContactGraph(plan)
+    suppression = [r.arrival_s for r in RouteList(graph, 1, 3, 0, method="suppression").all()]
+    yen = [r.arrival_s for r in RouteList(graph, 1, 3, 0).all()]
+    assert suppression == [2, 51]
+    assert yen == [2, 31, 51]
+
+
+def test_unknown_method_is_refused(worked: ContactPlan) -> None:
+    try:
+        RouteList(ContactGraph(worked), 1, 4, 0, method="dijkstra")  # type: ignore[arg-type]
+    except ValueError as exc:
+        assert "dijkstra" in str(exc)
+    else:
+        raise AssertionError("accepted an unknown method")
+
+
+def test_router_with_suppression_moves_bundles_to_the_next_route() -> None:
+    plan = ContactPlan(
+        (Contact(1, 2, 0, 10, 1000), Contact(2, 3, 0, 30, 1000), Contact(1, 4, 20, 40, 1000),
+         Contact(4, 3, 20, 40, 1000)),
+        (Range(1, 2, 0, 100, 1), Range(2, 3, 0, 100, 1), Range(1, 4, 0, 100, 1), Range(3, 4, 0, 100, 1)),
+    )
+    router = CgrRouter(1, plan, SUPPRESSION)
+    request = RouteRequest(IpnEid(3, 1), 2000, 1000)
+    decisions = [router.route(request, 0) for _ in range(6)]
+    hops = [d.neighbour.node for d in decisions if isinstance(d, ForwardNow | WaitUntil)]
+    assert hops == [2, 2, 2, 2, 4, 4]  # ECCC 2125: four fit in the 10 000 bytes of 1->2
+    assert router.route_list(3, 0).method == "suppression"
+
+
+def test_router_with_suppression_on_the_worked_example(worked: ContactPlan) -> None:
+    router = CgrRouter(1, worked, SUPPRESSION)
+    infos = router.routes(4, 0, size_bytes=1000)
+    assert [(i.route.entry_node, i.projected_arrival_s) for i in infos] == [(2, 53), (3, 75)]
