@@ -104,6 +104,10 @@ class ContactGraph:
         self.end_s = [c.end_s + 0.0 for c in self.contacts]
         self.rate = [c.rate_bytes_per_s + 0.0 for c in self.contacts]
         self.confidence = [c.confidence for c in self.contacts]
+        #: per contact id: (start, end, delay, confidence, owlt, contact), what ``make_route`` reads
+        self._legs = list(
+            zip(self.start_s, self.end_s, self.delay_s, self.confidence, self.owlt_s, self.contacts, strict=True)
+        )
         #: node -> (first id, end times of its contacts in id order)
         self._out: dict[int, tuple[int, list[float]]] = {}
         cid = 0
@@ -639,27 +643,23 @@ class ContactGraph:
 
     def make_route(self, contact_ids: Iterable[int], start_s: float) -> Route:
         ids = tuple(contact_ids)
-        starts = self.start_s
-        ends = self.end_s
-        delays = self.delay_s
-        owlts = self.owlt_s
-        confidences = self.confidence
+        legs = self._legs
         confidence = 1.0
         owlt_sum = 0.0
         to_s = _INF
         t = start_s
+        hops = []
         for cid in ids:
-            e = ends[cid]
+            s, e, delay, c, owlt, contact = legs[cid]
             if e < to_s:
                 to_s = e
             if e <= t:
                 t = _INF  # a contact is missed (as ``walk``)
-            s = starts[cid]
-            t = (s if s > t else t) + delays[cid]
-            confidence *= confidences[cid]
-            owlt_sum += owlts[cid]
-        contacts = self.contacts
-        return Route(ids, tuple([contacts[cid] for cid in ids]), t, starts[ids[0]], to_s, confidence, owlt_sum)
+            t = (s if s > t else t) + delay
+            confidence *= c
+            owlt_sum += owlt
+            hops.append(contact)
+        return Route(ids, tuple(hops), t, legs[ids[0]][0], to_s, confidence, owlt_sum)
 
     def limiting_contact(self, route: Route) -> int:
         """The contact that ends first on ``route`` (the first such hop on a tie): classic CGR suppresses it."""
@@ -714,6 +714,11 @@ class RouteList:
         "graph", "source", "destination", "computed_at_s", "method", "routes", "searches", "_exhausted",
         "_suppressed", "_candidates", "_deviation", "_seen",
     )
+    # Yen's bookkeeping, set when the first route is found (a list often never goes further):
+    #: (ranking key, hop at which the route deviates from its parent, route)
+    _candidates: list[tuple[tuple[float, int, float, tuple[int, ...]], int, Route]]
+    _deviation: list[int]
+    _seen: set[tuple[int, ...]]
 
     def __init__(
         self, graph: ContactGraph, source: int, destination: int, computed_at_s: float, *,
@@ -731,10 +736,6 @@ class RouteList:
         self._exhausted = False
         #: suppression: the limiting contacts of the routes so far
         self._suppressed: set[int] = set()
-        #: Yen: (ranking key, hop at which the route deviates from its parent, route)
-        self._candidates: list[tuple[tuple[float, int, float, tuple[int, ...]], int, Route]] = []
-        self._deviation: list[int] = []
-        self._seen: set[tuple[int, ...]] = set()
 
     @property
     def exhausted(self) -> bool:
@@ -777,8 +778,9 @@ class RouteList:
         if self.method == "suppression":
             suppressed.add(g.limiting_contact(route))
         else:
-            self._deviation.append(0)
-            self._seen.add(route.contact_ids)
+            self._candidates = []
+            self._deviation = [0]
+            self._seen = {route.contact_ids}
 
     def _yen_next(self) -> None:
         g = self.graph
