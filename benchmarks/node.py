@@ -191,8 +191,18 @@ async def wait_links(nodes: list[Dtnd]) -> None:
 async def send_all(client: DtnClient, destination: str, payload: bytes, seqs: range, senders: int,
                    batch: int = 1) -> None:
     """``seqs`` payloads from ``senders`` concurrent senders, one bundle per request or ``batch`` per request
-    (``send_many``: one commit each)."""
+    (``send_many``: one commit each); ``batch`` 0: one bundle per WebSocket message on one sending socket
+    (``DtnClient.sender``), ``senders`` messages outstanding."""
     todo = iter(seqs)
+    if batch == 0:
+        async with client.sender(destination, lifetime_ms=LIFETIME_MS) as sender:
+
+            async def one_pipelined() -> None:
+                for seq in todo:
+                    await sender.send(seq.to_bytes(8, "big") + payload[8:])
+
+            await asyncio.gather(*(one_pipelined() for _ in range(senders)))
+        return
 
     async def one_sender() -> None:
         if batch > 1:
@@ -293,7 +303,8 @@ async def measure_path(root: Path, count: int, durability: str, sizes: list[tupl
         for payload_bytes, n in sizes:
             tries = []
             for attempt in range(repeat):
-                flow = Flow(path_name(count), durability, payload_bytes, n, batch=batch if payload_bytes < MiB else 1)
+                flow_batch = batch if payload_bytes < MiB or batch == 0 else 1
+                flow = Flow(path_name(count), durability, payload_bytes, n, batch=flow_batch)
                 if profile_to is not None and attempt == 0:
                     flow.profiled = profile_to / size_label(payload_bytes).replace(" ", "")
                 tries.append(await measure_flow(nodes, flow, senders, window, profilers, flow.profiled))
@@ -562,7 +573,8 @@ async def amain(args: argparse.Namespace) -> int:
     count_m = max(10, count_k // 10)
     sizes = [(KiB, count_k), (MiB, count_m)]
     print(f"dtnd over TCPCLv4 on 127.0.0.1, SQLite stores; {args.senders} concurrent API senders, "
-          f"{args.batch} x 1 KiB per request, WebSocket window {args.window}; {count_k} x 1 KiB and {count_m} x 1 MiB "
+          f"{'one bundle per WebSocket message' if args.ws_send else f'{args.batch} x 1 KiB per request'}, "
+          f"WebSocket window {args.window}; {count_k} x 1 KiB and {count_m} x 1 MiB "
           f"per run (after {WARMUP_BUNDLES} warm-up bundles), best of {args.repeat}; {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f} at start",
           flush=True)
@@ -575,7 +587,7 @@ async def amain(args: argparse.Namespace) -> int:
             for count in (2, 3):
                 profile = args.profile if (args.profile and count == 3 and durability == durabilities[0]) else None
                 flows += await measure_path(root, count, durability, sizes, args.senders, args.window,
-                                            1 if profile else args.repeat, profile, args.batch)
+                                            1 if profile else args.repeat, profile, 0 if args.ws_send else args.batch)
                 print_flows(flows[-2:])
             raw[(durability, KiB)] = raw_sqlite(root, durability, KiB, min(count_k, 2000))
             raw[(durability, MiB)] = raw_sqlite(root, durability, MiB, min(count_m, 100))
@@ -615,6 +627,9 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=1,
                         help="1 KiB payloads per API request (POST /v1/bundles?sizes=...; default 1: one each); "
                              "above 1 the receiver also acknowledges the deliveries it has in one frame")
+    parser.add_argument("--ws-send", action="store_true",
+                        help="submit over the sending WebSocket (/v1/ws/send): one bundle per message, --senders "
+                             "messages outstanding (instead of one HTTP request per bundle)")
     parser.add_argument("--no-large", action="store_true", help="skip the large-payload peak RSS run")
     parser.add_argument("--large-mib", type=int, default=LARGE_PAYLOAD_MIB,
                         help=f"size of the large payload in MiB (default {LARGE_PAYLOAD_MIB})")

@@ -52,8 +52,9 @@ from .models import (
     Delivery,
     decode_file_name,
 )
+from .sender import BundleSender
 
-__all__ = ["ApiError", "Delivery", "DtnClient", "NodeNotRunning", "default_address"]
+__all__ = ["ApiError", "BundleSender", "Delivery", "DtnClient", "NodeNotRunning", "default_address"]
 
 #: How much longer than the server-side wait the client waits for an answer.
 _GRACE_S = 15.0
@@ -372,6 +373,29 @@ class DtnClient:
                 return False
             raise
         return True
+
+    def sender(
+        self,
+        destination: str,
+        *,
+        lifetime_ms: int = 86_400_000,
+        reports: Iterable[str] = (),
+        report_to: str | None = None,
+        priority: int = 1,
+        hop_limit: int | None = None,
+        source: str | None = None,
+    ) -> BundleSender:
+        """A WebSocket for sending many bundles to ``destination`` pipelined (one frame each, answered per commit):
+        ``async with client.sender(dest) as s: bundle_id = await s.send(payload)``. Options as ``send``."""
+        params: list[tuple[str, str]] = [("destination", destination), ("lifetime_ms", str(lifetime_ms)),
+                                         ("priority", str(priority))]
+        kinds = sorted(set(reports))
+        if kinds:
+            params.append(("report", ",".join(kinds)))
+        for key, value in (("report_to", report_to), ("hop_limit", hop_limit), ("source", source)):
+            if value is not None:
+                params.append((key, str(value)))
+        return BundleSender(self, destination, params)
 
     def subscribe(self, endpoint: str, *, window: int = 1) -> Subscription:
         """WebSocket push of the deliveries for ``endpoint``: ``async with client.subscribe(ep) as sub:

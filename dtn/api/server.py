@@ -26,6 +26,8 @@ Routes (all under ``/v1``; errors are ``{"error": "..."}`` with a 4xx/5xx status
     POST   /v1/deliveries/ack?endpoint=EID&id=ID       acknowledge a delivery (durable when answered)
     GET    /v1/reports?id=ID&kind=KIND&timeout_s=S     wait for a status report: 200 JSON, 204 on timeout
     GET    /v1/ws?endpoint=EID[&window=N]              WebSocket push of deliveries (see ``_websocket``)
+    GET    /v1/ws/send?destination=EID&...             WebSocket sending: one binary frame per bundle, answered
+                                                       in order, per commit (see ``dtn.api.ws_send``)
 """
 
 from __future__ import annotations
@@ -40,11 +42,12 @@ import os
 import socket
 import stat
 import tempfile
+import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from dtn.bundle.eid import parse_eid
 from dtn.bundle.ids import BundleId
@@ -65,6 +68,7 @@ from .models import (
     report_to_json,
     split_bind,
 )
+from .ws_send import serve_send_socket
 
 log = logging.getLogger("dtn.api")
 
@@ -82,6 +86,8 @@ MAX_BATCH_BYTES = 64 * 1024 * 1024
 
 NODE_KEY = web.AppKey("node", Node)
 TOKEN_KEY = web.AppKey("token", str)
+#: The open WebSockets, closed (1001, going away) when the server stops instead of waiting for their clients.
+SOCKETS_KEY = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -282,12 +288,12 @@ async def _unregister(request: web.Request) -> web.Response:
     return web.json_response({"endpoint": endpoint, "removed": request.app[NODE_KEY].unregister(endpoint)})
 
 
-async def _send(request: web.Request) -> web.Response:
-    node = request.app[NODE_KEY]
+def _send_options(request: web.Request) -> tuple[str, dict[str, Any]]:
+    """The destination and the options of ``Node.send_many`` given by a send request's query."""
     destination = str(parse_eid(_param(request, "destination")))
     lifetime_ms = _int_param(request, "lifetime_ms", 86_400_000, 1, (1 << 63) - 1)
     assert lifetime_ms is not None
-    options: dict[str, Any] = {
+    return destination, {
         "source": request.query.get("source") or None,
         "report_to": request.query.get("report_to") or None,
         "lifetime_ms": lifetime_ms,
@@ -296,6 +302,19 @@ async def _send(request: web.Request) -> web.Response:
         "reports": _reports(request),
         "file_name": request.query.get("file_name") or None,
     }
+
+
+async def _ws_send(request: web.Request) -> web.WebSocketResponse:
+    """Bundles sent over a WebSocket, one binary frame each (see ``dtn.api.ws_send``)."""
+    node = request.app[NODE_KEY]
+    destination, options = _send_options(request)
+    return await serve_send_socket(request, node, destination, options, max_payload_bytes(node),
+                                   request.app[SOCKETS_KEY])
+
+
+async def _send(request: web.Request) -> web.Response:
+    node = request.app[NODE_KEY]
+    destination, options = _send_options(request)
     limit = max_payload_bytes(node)
     piece_bytes = node.config.fragment_payload_bytes
     expected = request.content_length
@@ -528,6 +547,7 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
     node.register(endpoint)
     ws = web.WebSocketResponse(heartbeat=30.0)
     await ws.prepare(request)
+    request.app[SOCKETS_KEY].add(ws)
     slots = asyncio.Semaphore(window)
     outstanding: set[BundleId] = set()
 
@@ -642,6 +662,7 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("POST", f"{PREFIX}/deliveries/ack", _ack),
     ("GET", f"{PREFIX}/reports", _report),
     ("GET", f"{PREFIX}/ws", _websocket),
+    ("GET", f"{PREFIX}/ws/send", _ws_send),
 )
 
 
@@ -650,9 +671,18 @@ def build_app(node: Node, *, token: str = "") -> web.Application:
     app = web.Application(middlewares=[_guard])
     app[NODE_KEY] = node
     app[TOKEN_KEY] = token
+    app[SOCKETS_KEY] = weakref.WeakSet()
+    app.on_shutdown.append(_close_sockets)
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
     return app
+
+
+async def _close_sockets(app: web.Application) -> None:
+    sockets: weakref.WeakSet[web.WebSocketResponse] = app[SOCKETS_KEY]
+    for ws in list(sockets):
+        with contextlib.suppress(Exception):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"the node is stopping")
 
 
 class ApiServer:
