@@ -225,7 +225,7 @@ async def measure_flow(nodes: list[Dtnd], flow: Flow, senders: int, window: int,
     async with DtnClient(nodes[0].api) as tx, aiohttp.ClientSession() as http:
         ws = await http.ws_connect(f"http://{nodes[-1].api}{PREFIX}/ws", max_msg_size=0,
                                    params={"endpoint": destination, "window": str(window)})
-        receiver = Receiver(ws, flow.payload_bytes, batch_acks=flow.batch > 1)
+        receiver = Receiver(ws, flow.payload_bytes, batch_acks=flow.batch != 1)
         warm = min(WARMUP_BUNDLES, flow.count)
         await asyncio.wait_for(asyncio.gather(send_all(tx, destination, payload, range(warm), senders),
                                               receiver.run_until(warm)), RUN_TIMEOUT_S)
@@ -629,7 +629,8 @@ def main() -> int:
                              "above 1 the receiver also acknowledges the deliveries it has in one frame")
     parser.add_argument("--ws-send", action="store_true",
                         help="submit over the sending WebSocket (/v1/ws/send): one bundle per message, --senders "
-                             "messages outstanding (instead of one HTTP request per bundle)")
+                             "messages outstanding (instead of one HTTP request per bundle); the receiver "
+                             "acknowledges the deliveries it has in one frame, as with --batch")
     parser.add_argument("--no-large", action="store_true", help="skip the large-payload peak RSS run")
     parser.add_argument("--large-mib", type=int, default=LARGE_PAYLOAD_MIB,
                         help=f"size of the large payload in MiB (default {LARGE_PAYLOAD_MIB})")
