@@ -13,7 +13,10 @@ arrival time:
   that ends earliest (keeping longer contacts for later traffic);
 * small graphs (up to ``_SINGLE_PASS_MAX_CONTACTS``) are searched in one pass in which a node is expanded again
   only by a label with strictly fewer hops than its earlier expansions, and labels later than the best one
-  queued for the destination are dropped; large graphs take the bounded passes below:
+  queued for the destination are dropped. An expansion looks at the node pairs leaving the node: in a
+  *monotone* pair (contacts that do not overlap, each arriving, even used at its end, before any later one
+  could) one bisection finds the only contact worth a label; other pairs are scanned. Large graphs take the
+  bounded passes below:
 * a first pass expands each node once and finds the earliest arrival T*. A node's contacts are taken by start
   time: those open when the node is reached at once, the others through a cursor queued at the next start,
   so contacts that open after T* are never looked at;
@@ -181,12 +184,46 @@ class ContactGraph:
         self._forward_index = (
             self._o_start, self._o_end, self._o_delay, self._o_to, self._o_cid, self._o_first, self._o_span
         )
+        self._one_pass = n <= _SINGLE_PASS_MAX_CONTACTS
+        if self._one_pass:
+            self._build_pair_index(ends, delays)
         # Hop counts between nodes in the graph of node pairs (times ignored), a lower bound on any route's hop
         # count: precomputed when small, otherwise searched per query (``_fewer_hops_possible``).
-        self._one_pass = n <= _SINGLE_PASS_MAX_CONTACTS
         self._hop_table: list[list[int]] | None = None
         if count * (count + len(self._p_first)) <= _HOP_TABLE_WORK:
             self._hop_table = [self._hops_from(k) for k in range(count)]
+
+    def _build_pair_index(self, ends: list[float], delays: list[float]) -> None:
+        """For the one-pass search: per node pair (contacts by start, ``_p_first`` slices), their ends and delays,
+        the pair's longest contact and whether the pair is *monotone*: its contacts do not overlap and each
+        arrives, even used at its very end, before any later one could (end + delay <= start + delay of every
+        later contact). In a monotone pair the first usable contact that ends after a time is the best one."""
+        order = self._p_cid
+        self._p_end = [ends[c] for c in order]
+        self._p_delay = [delays[c] for c in order]
+        self._p_mono: list[bool] = []
+        self._p_span: list[float] = []
+        p_start = self._p_start
+        p_end = self._p_end
+        p_delay = self._p_delay
+        for pid in range(len(self._p_first) - 1):
+            first, stop = self._p_first[pid], self._p_first[pid + 1]
+            mono = True
+            later = _INF  # earliest start + delay of the contacts after k
+            span = 0.0
+            for k in range(stop - 1, first - 1, -1):
+                if (k + 1 < stop and p_start[k + 1] < p_end[k]) or p_end[k] + p_delay[k] > later:
+                    mono = False
+                later = min(later, p_start[k] + p_delay[k])
+                span = max(span, p_end[k] - p_start[k])
+            self._p_mono.append(mono)
+            self._p_span.append(span)
+        #: per node: (next node, first position, end position, monotone, longest contact) of each pair leaving it
+        succ = [
+            [(m, self._p_first[pid], self._p_first[pid + 1], self._p_mono[pid], self._p_span[pid]) for m, pid in pairs]
+            for pairs in self._succ_pairs
+        ]
+        self._pair_index = (succ, self._p_start, self._p_end, self._p_delay, self._p_cid)
 
     def _hops_from(self, source: int) -> list[int]:
         hops = [_BIG] * len(self._nodes)
@@ -282,10 +319,12 @@ class ContactGraph:
     ) -> list[int] | None:
         """Earliest arrival with the fewest hops in one pass (labels ordered by arrival, hops, end): a node is
         expanded again only by a label with strictly fewer hops than each of its earlier expansions (those
-        arrived no later, so a label with no fewer hops is dominated). Contacts are taken by start time with
-        cursors as in ``_earliest``; labels later than the best label queued for the destination are dropped."""
-        o_start, o_end, o_delay, o_to, o_cid, o_first, o_span = self._forward_index
-        count = len(o_span)
+        arrived no later, so a label with no fewer hops is dominated). An expansion looks at each node pair
+        leaving the node: in a monotone pair only the first usable contact ending after the arrival (one
+        bisection), in others every contact still open then; none opening after the best label queued for the
+        destination. A label is queued only where the best one queued there does not dominate it."""
+        succ, p_start, p_end, p_delay, p_cid = self._pair_index
+        count = len(succ)
         best = [_INF] * count  # the best queued label per node (arrival, then hops)
         best_hops = [_BIG] * count
         done = [_BIG] * count  # fewest hops among the node's expansions so far
@@ -293,9 +332,8 @@ class ContactGraph:
             done[k] = -1  # no label for a banned node
         done[src] = 0
         bound = _INF  # best[dst]
-        # Queue entries: (time, hops, end, position, node, chain); chain = (contact id, parent chain) or () at
-        # the source; position >= 0 marks a cursor: the node's contacts from there on, none open before time.
-        heap: list[tuple[float, int, float, int, int, tuple[object, ...]]] = []
+        # Queue entries: (arrival, hops, end, node, chain); chain = (contact id, parent chain), () at the source.
+        heap: list[tuple[float, int, float, int, tuple[object, ...]]] = []
         push = heapq.heappush
         pop = heapq.heappop
         check_banned = bool(banned_contacts)
@@ -303,45 +341,56 @@ class ContactGraph:
         hops = 0
         node = src
         chain: tuple[object, ...] = ()
-        j = bisect_right(o_start, at - o_span[src], o_first[src], o_first[src + 1])
         while True:
-            stop = o_first[node + 1]
             nxt = hops + 1
-            while j < stop:
-                s = o_start[j]
-                if s > at and heap and s > heap[0][0]:
-                    if s <= bound:
-                        push(heap, (s, hops, -_INF, j, node, chain))
-                    break
-                e = o_end[j]
-                if e > at:
-                    t = o_to[j]
-                    if nxt < done[t]:
-                        arrival = (s if s > at else at) + o_delay[j]
-                        if arrival <= bound:
-                            # Queued unless a label queued for t arrives no later with fewer hops (one with as
-                            # many hops at the same time may end earlier: queued too, the queue takes the
-                            # earliest end first). The best queued label for t is kept (and for dst: the bound).
-                            old = best[t]
-                            bh = best_hops[t]
-                            if (arrival < old or nxt < bh or (nxt == bh and arrival == old)) and not (
-                                check_banned and o_cid[j] in banned_contacts
-                            ):
-                                if arrival < old or (arrival == old and nxt < bh):
-                                    best[t] = arrival
-                                    best_hops[t] = nxt
-                                    if t == dst:
-                                        bound = arrival
-                                push(heap, (arrival, nxt, e, -1, t, (o_cid[j], chain)))
-                j += 1
+            for t, first, stop, mono, span in succ[node]:
+                if nxt >= done[t]:
+                    continue  # expanded already with no more hops, earlier (or banned)
+                if mono:
+                    # The first contact ending after ``at`` that is not banned: later ones arrive later.
+                    k = bisect_right(p_end, at, first, stop)
+                    if check_banned:
+                        while k < stop and p_cid[k] in banned_contacts:
+                            k += 1
+                    if k == stop:
+                        continue
+                    s = p_start[k]
+                    arrival = (s if s > at else at) + p_delay[k]
+                    if arrival > bound:
+                        continue
+                    # Queued unless a label queued for t arrives no later with fewer hops (one with as many
+                    # hops at the same time may end earlier: queued too, the earliest end comes first).
+                    old = best[t]
+                    bh = best_hops[t]
+                    if arrival < old or nxt < bh or (nxt == bh and arrival == old):
+                        if arrival < old or (arrival == old and nxt < bh):
+                            best[t] = arrival
+                            best_hops[t] = nxt
+                            if t == dst:
+                                bound = arrival
+                        push(heap, (arrival, nxt, p_end[k], t, (p_cid[k], chain)))
+                    continue
+                for k in range(bisect_right(p_start, at - span, first, stop), stop):
+                    s = p_start[k]
+                    if s > bound:
+                        break  # opens after the best arrival queued for the destination, as do the rest
+                    e = p_end[k]
+                    if e <= at or (check_banned and p_cid[k] in banned_contacts):
+                        continue
+                    arrival = (s if s > at else at) + p_delay[k]
+                    old = best[t]
+                    bh = best_hops[t]
+                    if arrival <= bound and (arrival < old or nxt < bh or (nxt == bh and arrival == old)):
+                        if arrival < old or (arrival == old and nxt < bh):
+                            best[t] = arrival
+                            best_hops[t] = nxt
+                            if t == dst:
+                                bound = arrival
+                        push(heap, (arrival, nxt, e, t, (p_cid[k], chain)))
             while True:
                 if not heap:
                     return None
-                at, hops, _, j, node, chain = pop(heap)
-                if j >= 0:
-                    if done[node] < hops:
-                        continue  # expanded again since, with fewer hops: that expansion covers these contacts
-                    break
+                at, hops, _, node, chain = pop(heap)
                 if hops >= done[node]:
                     continue
                 done[node] = hops
@@ -352,7 +401,6 @@ class ContactGraph:
                         path.append(cid)  # type: ignore[arg-type]
                     path.reverse()
                     return path
-                j = bisect_right(o_start, at - o_span[node], o_first[node], o_first[node + 1])
                 break
 
     def _earliest(

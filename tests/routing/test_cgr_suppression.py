@@ -124,3 +124,16 @@ def test_router_with_suppression_on_the_worked_example(worked: ContactPlan) -> N
     router = CgrRouter(1, worked, SUPPRESSION)
     infos = router.routes(4, 0, size_bytes=1000)
     assert [(i.route.entry_node, i.projected_arrival_s) for i in infos] == [(2, 53), (3, 75)]
+
+
+def test_pairs_whose_later_contact_arrives_first() -> None:
+    # 1->2 contacts A [0, a_end) with OWLT 30 and B [10, 20) with OWLT 1: A closes first, yet B arrives first (11
+    # < 30): the one-pass search must not stop at the pair's first usable contact. Without and with overlap.
+    ranges = (Range(1, 2, 0, 10, 30), Range(1, 2, 10, 100, 1), Range(2, 3, 0, 100, 0))
+    for a_end in (10, 15):
+        plan = ContactPlan((Contact(1, 2, 0, a_end, 1000), Contact(1, 2, 10, 20, 1000), Contact(2, 3, 0, 90, 1)),
+                           ranges)
+        graph = ContactGraph(plan)
+        path = graph.search(1, 3, 0)
+        assert path is not None and graph.walk(path, 0) == 11
+        assert brute_best(graph, 1, 3, 0, set()) == (11, 2)
