@@ -61,8 +61,10 @@ REPORT_FLAGS = {
     "delivered": BundleFlag.REPORT_DELIVERY,
     "deleted": BundleFlag.REPORT_DELETION,
 }
-#: Transmissions in flight on one link at once (TCPCL carries several transfers; the rest wait).
-LINK_WINDOW = 32
+#: Transmissions in flight on one link at once (TCPCL carries several transfers; the rest wait). Each waits for
+#: the peer's commit before its XFER_ACK, so the window must cover a commit's latency at the link's bundle rate
+#: (96 x 1 KiB bundles per ~20 ms commit round trip: ~4,800/s); bytes in flight are bounded separately.
+LINK_WINDOW = 96
 #: Received bundles per TCPCL session waiting for the commit that holds them, beyond which the session stops
 #: reading (two peers' windows: the group commit takes what arrived while the previous commit ran).
 RECEIVE_WINDOW = 2 * LINK_WINDOW
