@@ -174,6 +174,17 @@ def plan_format_of(name: str, text: str) -> str:
     return detect_format(name, text)
 
 
+def report_flags(reports: frozenset[str]) -> BundleFlag:
+    """The bundle flags that request the status reports named in ``reports``; ``ValueError`` for an unknown one."""
+    unknown = set(reports) - set(REPORT_FLAGS)
+    if unknown:
+        raise ValueError(f"unknown report kind(s) {sorted(unknown)}; choose from {sorted(REPORT_FLAGS)}")
+    flags = BundleFlag(0)
+    for kind in reports:
+        flags |= REPORT_FLAGS[kind]
+    return flags
+
+
 def make_clock(config: NodeConfig) -> Clock:
     if config.clock_rate == 1.0 and config.epoch is None:
         return SystemClock()
@@ -667,12 +678,7 @@ class Node:
         """Create one bundle per payload, with the same options; returns their ids once they are all durably
         stored (one commit). When bundle k cannot be created, the k before it are stored and ``BatchStopped``
         says so (the first failing: its own error)."""
-        unknown = set(reports) - set(REPORT_FLAGS)
-        if unknown:
-            raise ValueError(f"unknown report kind(s) {sorted(unknown)}; choose from {sorted(REPORT_FLAGS)}")
-        flags = BundleFlag(0)
-        for kind in reports:
-            flags |= REPORT_FLAGS[kind]
+        flags = report_flags(reports)
         await self._room_to_transmit()
         await self._store_turn()
         agent = self._agent()
@@ -713,12 +719,7 @@ class Node:
         if total_bytes <= 0:
             raise ValueError("a payload sent in fragments has at least one byte")
         piece_bytes = self.config.fragment_payload_bytes or total_bytes
-        unknown = set(reports) - set(REPORT_FLAGS)
-        if unknown:
-            raise ValueError(f"unknown report kind(s) {sorted(unknown)}; choose from {sorted(REPORT_FLAGS)}")
-        flags = BundleFlag(0)
-        for kind in reports:
-            flags |= REPORT_FLAGS[kind]
+        flags = report_flags(reports)
         await self._store_turn()
         agent = self._agent()
         submission = agent.begin_fragmented(

@@ -255,15 +255,8 @@ class DtnClient:
         ``forwarded``, ``delivered``, ``deleted`` (sent to ``report_to``, default this node). ``size_bytes``: the
         length of a streamed payload when known (sent as Content-Length: the node then makes the fragments of a
         large payload as it arrives instead of keeping it in a temporary file first)."""
-        params: list[tuple[str, str]] = [("destination", destination), ("lifetime_ms", str(lifetime_ms)),
-                                         ("priority", str(priority))]
-        kinds = sorted(set(reports))
-        if kinds:
-            params.append(("report", ",".join(kinds)))
-        for key, value in (("report_to", report_to), ("hop_limit", hop_limit), ("file_name", file_name),
-                           ("source", source)):
-            if value is not None:
-                params.append((key, str(value)))
+        params = send_params(destination, lifetime_ms, priority, reports, report_to=report_to, hop_limit=hop_limit,
+                             file_name=file_name, source=source)
         headers = None if size_bytes is None or isinstance(payload, bytes) else {"Content-Length": str(size_bytes)}
         _, _, body = await self._request("POST", "/bundles", params=params, data=payload, headers=headers)
         return str(json.loads(body)["id"])
@@ -284,15 +277,9 @@ class DtnClient:
         IDs once the node has stored them all durably (one commit). Options as ``send``."""
         if not payloads:
             return []
-        params: list[tuple[str, str]] = [("destination", destination), ("lifetime_ms", str(lifetime_ms)),
-                                         ("priority", str(priority)),
-                                         ("sizes", ",".join(str(len(p)) for p in payloads))]
-        kinds = sorted(set(reports))
-        if kinds:
-            params.append(("report", ",".join(kinds)))
-        for key, value in (("report_to", report_to), ("hop_limit", hop_limit), ("source", source)):
-            if value is not None:
-                params.append((key, str(value)))
+        params = send_params(destination, lifetime_ms, priority, reports, report_to=report_to, hop_limit=hop_limit,
+                             source=source)
+        params.append(("sizes", ",".join(str(len(p)) for p in payloads)))
         _, _, body = await self._request("POST", "/bundles", params=params, data=b"".join(payloads))
         return [str(i) for i in json.loads(body)["ids"]]
 
@@ -337,24 +324,15 @@ class DtnClient:
             if isinstance(body, Path):
                 body.unlink(missing_ok=True)
             return None
-        if isinstance(body, Path):
-            return Delivery(
-                bundle_id=headers[H_BUNDLE_ID],
-                endpoint=headers.get(H_ENDPOINT, endpoint),
-                source=headers.get(H_SOURCE, ""),
-                creation_ms=int(headers.get(H_CREATION_MS, "0")),
-                file_name=decode_file_name(headers.get(H_FILE_NAME)),
-                payload=b"",
-                payload_path=body,
-                payload_bytes=body.stat().st_size,
-            )
         return Delivery(
             bundle_id=headers[H_BUNDLE_ID],
             endpoint=headers.get(H_ENDPOINT, endpoint),
             source=headers.get(H_SOURCE, ""),
             creation_ms=int(headers.get(H_CREATION_MS, "0")),
             file_name=decode_file_name(headers.get(H_FILE_NAME)),
-            payload=body,
+            payload=b"" if isinstance(body, Path) else body,
+            payload_path=body if isinstance(body, Path) else None,
+            payload_bytes=body.stat().st_size if isinstance(body, Path) else None,
         )
 
     async def acknowledge(self, delivery: Delivery | str, endpoint: str | None = None) -> bool:
@@ -387,14 +365,8 @@ class DtnClient:
     ) -> BundleSender:
         """A WebSocket for sending many bundles to ``destination`` pipelined (one frame each, answered per commit):
         ``async with client.sender(dest) as s: bundle_id = await s.send(payload)``. Options as ``send``."""
-        params: list[tuple[str, str]] = [("destination", destination), ("lifetime_ms", str(lifetime_ms)),
-                                         ("priority", str(priority))]
-        kinds = sorted(set(reports))
-        if kinds:
-            params.append(("report", ",".join(kinds)))
-        for key, value in (("report_to", report_to), ("hop_limit", hop_limit), ("source", source)):
-            if value is not None:
-                params.append((key, str(value)))
+        params = send_params(destination, lifetime_ms, priority, reports, report_to=report_to, hop_limit=hop_limit,
+                             source=source)
         return BundleSender(self, destination, params)
 
     def subscribe(self, endpoint: str, *, window: int = 1) -> Subscription:
@@ -491,6 +463,19 @@ class Subscription:
         if deliveries:
             ids = [d.bundle_id if isinstance(d, Delivery) else d for d in deliveries]
             await self._ws.send_str(json.dumps({"type": "ack", "ids": ids}))
+
+
+def send_params(destination: str, lifetime_ms: int, priority: int, reports: Iterable[str], **optional: object
+                ) -> list[tuple[str, str]]:
+    """The query of a send request (``POST /v1/bundles``, ``/v1/ws/send``); ``optional`` values of None are left
+    out."""
+    params: list[tuple[str, str]] = [("destination", destination), ("lifetime_ms", str(lifetime_ms)),
+                                     ("priority", str(priority))]
+    kinds = sorted(set(reports))
+    if kinds:
+        params.append(("report", ",".join(kinds)))
+    params.extend((key, str(value)) for key, value in optional.items() if value is not None)
+    return params
 
 
 async def _spool(response: aiohttp.ClientResponse, directory: Path, length: int) -> Path:

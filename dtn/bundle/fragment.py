@@ -80,9 +80,13 @@ def _fit(budget: int, remaining: int) -> int:
     return best
 
 
-def _fragment_primary(primary: PrimaryBlock, offset: int, total: int) -> PrimaryBlock:
+def _fragment_primary(primary: PrimaryBlock, offset: int | None, total: int | None) -> PrimaryBlock:
+    """``primary`` as the primary block of the fragment at ``offset`` of a ``total``-byte ADU, or with None, None
+    as that of the whole bundle (a new block: no received image)."""
+    without = int(primary.flags) & ~int(BundleFlag.IS_FRAGMENT)
+    flags = BundleFlag(without | int(BundleFlag.IS_FRAGMENT) if offset is not None else without)
     return PrimaryBlock(
-        primary.flags | BundleFlag.IS_FRAGMENT,
+        flags,
         primary.crc_type,
         primary.destination,
         primary.source,
@@ -122,16 +126,7 @@ def fragment_at(whole: Bundle, offset: int, total: int, data: bytes | memoryview
 
 def whole_primary(primary: PrimaryBlock) -> PrimaryBlock:
     """The primary block of the bundle a fragment belongs to: the fragment's, without the fragment fields."""
-    return PrimaryBlock(
-        BundleFlag(int(primary.flags) & ~int(BundleFlag.IS_FRAGMENT)),
-        primary.crc_type,
-        primary.destination,
-        primary.source,
-        primary.report_to,
-        primary.creation_ms,
-        primary.sequence,
-        primary.lifetime_ms,
-    )
+    return _fragment_primary(primary, None, None)
 
 
 def assembly_plan(pieces: Iterable[BundleId], total: int) -> list[tuple[BundleId, int, int]] | None:
