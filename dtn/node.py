@@ -34,7 +34,7 @@ from dtn.agent.heads import read_head
 from dtn.agent.registrations import DeliveryMode
 from dtn.bundle.admin import StatusReport
 from dtn.bundle.bundle import Bundle
-from dtn.bundle.codec import decode_bundle
+from dtn.bundle.codec import DEFAULT_MAX_BYTES, decode_bundle
 from dtn.bundle.eid import parse_eid
 from dtn.bundle.file_name import FILE_NAME_BLOCK_TYPE, read_file_name
 from dtn.bundle.flags import BundleFlag
@@ -329,8 +329,11 @@ class Node:
             from dtn.convergence.tcpcl.session import SessionConfig
 
             # A peer keeps up to LINK_WINDOW transfers in flight; read them all while a commit runs, so that
-            # they join the next group (the session stops reading beyond max_pending_received).
-            session = SessionConfig(max_pending_received=RECEIVE_WINDOW, max_pending_bytes=MAX_PENDING_RECEIVED_BYTES)
+            # they join the next group (the session stops reading beyond max_pending_received). The transfer MRU
+            # is the largest bundle the agent takes: a peer learns it from SESS_INIT (and fragments to fit), and
+            # a larger transfer is refused as it starts instead of being gathered in memory first.
+            session = SessionConfig(max_pending_received=RECEIVE_WINDOW, max_pending_bytes=MAX_PENDING_RECEIVED_BYTES,
+                                    transfer_mru=DEFAULT_MAX_BYTES)
             cl = TcpclConvergenceLayer(self.node_id, self, TcpclConfig(session=session))
         elif scheme == "udp":
             from dtn.convergence.udpcl.aio import UdpConvergenceLayer
