@@ -217,8 +217,10 @@ def test_search_with_bans_matches_reference(plan: ContactPlan, data: st.DataObje
     check_search_with_bans(plan, data)
 
 
-def check_search_with_bans(plan: ContactPlan, data: st.DataObject) -> None:
+def check_search_with_bans(plan: ContactPlan, data: st.DataObject, pair_mode: bool | None = None) -> None:
     graph = ContactGraph(plan)
+    if pair_mode is not None and graph._one_pass:
+        graph._pair_mode = pair_mode  # the one-pass search by node pairs or by contacts with cursors
     nodes = plan.nodes()
     source = data.draw(st.sampled_from(nodes))
     dest = data.draw(st.sampled_from(nodes))
@@ -272,3 +274,10 @@ def test_one_pass_and_bounded_passes_agree(plan: ContactPlan, source: int, dest:
     assert (a is None) == (b is None)
     if a is not None and b is not None:
         assert (one.walk(a, now), len(a)) == (bounded.walk(b, now), len(b))
+
+
+@settings(max_examples=200, deadline=None)
+@given(bigger_plans(), st.data(), st.booleans())
+def test_both_one_pass_modes_match_reference(plan: ContactPlan, data: st.DataObject, pair_mode: bool) -> None:
+    # Node pairs (monotone or not) or contacts by start with cursors, whatever the plan's shape.
+    check_search_with_bans(plan, data, pair_mode)

@@ -15,7 +15,7 @@ from dtn.routing.cgr import ContactGraph, Route, RouteList
 from dtn.routing.cgr_router import CgrConfig, CgrRouter
 from dtn.routing.contacts import Contact, ContactPlan, Range
 
-from .test_cgr_property import NODES, check_chain, plans
+from .test_cgr_property import NODES, check_chain
 
 SUPPRESSION = CgrConfig(route_method="suppression")
 
@@ -40,17 +40,43 @@ def brute_best(
     return best
 
 
+@st.composite
+def ranged_plans(draw: st.DrawFn) -> ContactPlan:
+    """Up to 4 nodes and 20 contacts, every node pair ranged (OWLTs from 0 to 30 s, changing at 50 s): most
+    source/destination pairs have several routes."""
+    nodes = range(1, draw(st.integers(2, 4)) + 1)
+    contacts = []
+    for _ in range(draw(st.integers(0, 20))):
+        a = draw(st.sampled_from(nodes))
+        b = draw(st.sampled_from([n for n in nodes if n != a]))
+        start = draw(st.integers(0, 100))
+        contacts.append(Contact(a, b, start, start + draw(st.integers(1, 60)), 1000))
+    ranges = []
+    for a in nodes:
+        for b in nodes:
+            if a < b:
+                ranges.append(Range(a, b, 0, 50, draw(st.sampled_from([0, 1, 2, 5, 30]))))
+                ranges.append(Range(a, b, 50, 400, draw(st.sampled_from([0, 1, 2, 5, 30]))))
+    return ContactPlan(tuple(contacts), tuple(ranges))
+
+
 def limiting(graph: ContactGraph, route: Route) -> int:
     ends = [graph.end_s[cid] for cid in route.contact_ids]
     return route.contact_ids[ends.index(min(ends))]
 
 
-@settings(max_examples=150, deadline=None)
-@given(plans(), st.sampled_from(NODES), st.sampled_from(NODES), st.integers(0, 30))
-def test_suppression_list_matches_brute_force(plan: ContactPlan, source: int, dest: int, now: int) -> None:
+@settings(max_examples=200, deadline=None)
+@given(ranged_plans(), st.data(), st.sampled_from(["pairs", "cursors", "bounded passes"]))
+def test_suppression_list_matches_brute_force(plan: ContactPlan, data: st.DataObject, mode: str) -> None:
+    nodes = plan.nodes() or list(NODES)
+    source = data.draw(st.sampled_from(nodes))
+    dest = data.draw(st.sampled_from(nodes))
+    now = data.draw(st.integers(0, 30))
     if source == dest:
         return
     graph = ContactGraph(plan)
+    graph._pair_mode = mode == "pairs"  # every search of the graph: one pass by node pairs or with cursors, or
+    graph._one_pass = mode != "bounded passes"  # the bounded passes of large graphs
     rl = RouteList(graph, source, dest, now, method="suppression")
     routes = rl.all()
     assert rl.exhausted and len(routes) <= len(graph)  # terminates: one route per contact at most
@@ -130,10 +156,20 @@ def test_pairs_whose_later_contact_arrives_first() -> None:
     # 1->2 contacts A [0, a_end) with OWLT 30 and B [10, 20) with OWLT 1: A closes first, yet B arrives first (11
     # < 30): the one-pass search must not stop at the pair's first usable contact. Without and with overlap.
     ranges = (Range(1, 2, 0, 10, 30), Range(1, 2, 10, 100, 1), Range(2, 3, 0, 100, 0))
-    for a_end in (10, 15):
+    for a_end, pair_mode in ((10, True), (15, True), (10, False), (15, False)):
         plan = ContactPlan((Contact(1, 2, 0, a_end, 1000), Contact(1, 2, 10, 20, 1000), Contact(2, 3, 0, 90, 1)),
                            ranges)
         graph = ContactGraph(plan)
+        graph._pair_mode = pair_mode
         path = graph.search(1, 3, 0)
         assert path is not None and graph.walk(path, 0) == 11
         assert brute_best(graph, 1, 3, 0, set()) == (11, 2)
+
+
+def test_mars_like_plans_search_by_node_pairs() -> None:
+    # Periodic contacts to few neighbours, none overlapping: the pair mode; overlapping contacts: cursors.
+    ranges = (Range(1, 2, 0, 1000, 1), Range(2, 3, 0, 1000, 1))
+    periodic = tuple(Contact(a, b, t, t + 50, 1000) for t in range(0, 1000, 100) for a, b in ((1, 2), (2, 3)))
+    assert ContactGraph(ContactPlan(periodic, ranges))._pair_mode
+    overlapping = (*periodic, Contact(1, 2, 20, 80, 1000))
+    assert not ContactGraph(ContactPlan(overlapping, ranges))._pair_mode
