@@ -395,12 +395,7 @@ class ContactGraph:
                     continue
                 done[node] = hops
                 if node == dst:
-                    path: list[int] = []
-                    while chain:
-                        cid, chain = chain  # type: ignore[assignment]
-                        path.append(cid)  # type: ignore[arg-type]
-                    path.reverse()
-                    return path
+                    return _chain_path(chain)
                 j = bisect_right(o_start, at - o_span[node], o_first[node], o_first[node + 1])
                 break
 
@@ -485,12 +480,7 @@ class ContactGraph:
                     continue
                 done[node] = hops
                 if node == dst:
-                    path: list[int] = []
-                    while chain:
-                        cid, chain = chain  # type: ignore[assignment]
-                        path.append(cid)  # type: ignore[arg-type]
-                    path.reverse()
-                    return path
+                    return _chain_path(chain)
                 break
 
     def _earliest(
@@ -808,6 +798,16 @@ class ContactGraph:
         raise ValueError("the route's end is none of its contacts' ends")
 
 
+def _chain_path(chain: tuple[object, ...]) -> list[int]:
+    """The contact ids of a one-pass label's chain ``(contact id, parent chain)``, from the source on."""
+    path = []
+    while chain:
+        cid, chain = chain  # type: ignore[assignment]
+        path.append(cid)
+    path.reverse()
+    return path  # type: ignore[return-value]
+
+
 def _label_path(lab_cid: list[int], lab_parent: list[int], label: int) -> list[int]:
     """The contact ids from the source to ``label`` (label 0 is the source)."""
     path = []
@@ -852,7 +852,7 @@ class RouteList:
         "graph", "source", "destination", "computed_at_s", "method", "routes", "searches", "_exhausted",
         "_suppressed", "_candidates", "_deviation", "_seen",
     )
-    # Yen's bookkeeping, set when the first route is found (a list often never goes further):
+    # Yen's bookkeeping, set up when the second route is asked for (a list often never goes further):
     #: (ranking key, hop at which the route deviates from its parent, route)
     _candidates: list[tuple[tuple[float, int, float, tuple[int, ...]], int, Route]]
     _deviation: list[int]
@@ -915,13 +915,13 @@ class RouteList:
         self.routes.append(route)
         if self.method == "suppression":
             suppressed.add(g.limiting_contact(route))
-        else:
-            self._candidates = []
-            self._deviation = [0]
-            self._seen = {route.contact_ids}
 
     def _yen_next(self) -> None:
         g = self.graph
+        if len(self.routes) == 1:  # the first spurs: Yen's bookkeeping starts with the best route
+            self._candidates = []
+            self._deviation = [0]
+            self._seen = {self.routes[0].contact_ids}
         last = self.routes[-1].contact_ids
         for i in range(self._deviation[-1], len(last)):
             root = last[:i]
