@@ -287,7 +287,9 @@ class ContactGraph:
         passed through. ``start_hops`` is accepted for compatibility (hop counts are relative, it changes
         nothing).
 
-        Up to three passes, each scanning only contacts that can still matter:
+        Small graphs (up to ``_SINGLE_PASS_MAX_CONTACTS`` contacts) are searched in one pass that may expand a
+        node again by a label with fewer hops (``_pair_pass`` for schedule-like plans, ``_cursor_pass``
+        otherwise). Large graphs: up to three passes, each scanning only contacts that can still matter:
 
         1. earliest arrival T*: Dijkstra on (arrival, hops, end), each node expanded once; a node's contacts are
            taken by start time, those not yet open through a cursor queued at the next start, so contacts
