@@ -122,8 +122,10 @@ def dtnd(tmp: Path, name: str, node: str, *, api_port: int | None = None, listen
     return Dtnd(data_dir, [*args, *extra])
 
 
-def line_of_nodes(tmp: Path, scheme: str, count: int = 3, *, destination_service: str = "*") -> list[Dtnd]:
-    """Nodes ipn:1 ... ipn:count in a line over ``scheme``; each routes the far nodes through its neighbour."""
+def line_of_nodes(tmp: Path, scheme: str, count: int = 3, *, destination_service: str = "*",
+                  extra: Sequence[str] = ()) -> list[Dtnd]:
+    """Nodes ipn:1 ... ipn:count in a line over ``scheme``; each routes the far nodes through its neighbour;
+    ``extra``: more dtnd flags for every node."""
     ports = free_ports(count)
     url = [f"{scheme}://127.0.0.1:{p}" for p in ports]
     nodes = []
@@ -136,7 +138,8 @@ def line_of_nodes(tmp: Path, scheme: str, count: int = 3, *, destination_service
         if i > 0:
             neighbours.append(f"ipn:{n - 1}={url[i - 1]}")
             routes += [f"ipn:{far}.{destination_service}=ipn:{n - 1}" for far in range(1, n - 1)]
-        nodes.append(dtnd(tmp, f"n{n}", f"ipn:{n}", listen=[url[i]], neighbours=neighbours, routes=routes))
+        nodes.append(dtnd(tmp, f"n{n}", f"ipn:{n}", listen=[url[i]], neighbours=neighbours, routes=routes,
+                          extra=extra))
     return nodes
 
 

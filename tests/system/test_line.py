@@ -84,6 +84,28 @@ def test_50_mib_file_arrives_byte_identical(tmp_path: Path, stopper: list[Dtnd])
     assert hashlib.sha256(copy.read_bytes()).digest() == hashlib.sha256(source.read_bytes()).digest()
 
 
+async def test_a_file_sent_in_fragments_crosses_a_relay_and_is_reassembled(tmp_path: Path, stopper: list[Dtnd]) -> None:
+    nodes = line_of_nodes(tmp_path, "tcpcl", extra=["--fragment-payload", "65536"])
+    for node in nodes:
+        stopper.append(node.start())
+    source = tmp_path / "pieces.bin"
+    source.write_bytes(os.urandom(40 * 65536 + 999))
+    sent = run_cli("dtnsend", "--api", nodes[0].api, "--to", "ipn:3.1", str(source), "--report", "delivered",
+                   timeout_s=120)
+    assert sent.returncode == 0, out(sent)
+    received = run_cli("dtnrecv", "--api", nodes[2].api, "--endpoint", "ipn:3.1", "--out", str(tmp_path / "inbox"),
+                       "--timeout", "120", timeout_s=180)
+    assert received.returncode == 0, out(received) + nodes[2].log()
+    assert (tmp_path / "inbox" / "pieces.bin").read_bytes() == source.read_bytes()
+    bundle_id = sent.stdout.decode().split()[0]
+    async with DtnClient(nodes[0].api) as sender, DtnClient(nodes[1].api) as relay, \
+            DtnClient(nodes[2].api) as receiver:
+        assert await sender.wait_report(bundle_id, "delivered", timeout_s=60) is not None
+        assert (await relay.statistics())["forwarded"] == 41 + 1  # the fragments, and the report on its way back
+        assert (await receiver.statistics())["reassembled"] == 1
+        await eventually(lambda: _empty(receiver), what="the receiver's store empty")
+
+
 async def test_bundle_waits_for_a_neighbour_that_is_down(tmp_path: Path, stopper: list[Dtnd]) -> None:
     port = free_port()
     first = dtnd(tmp_path, "n1", "ipn:1", neighbours=[f"ipn:2=tcpcl://127.0.0.1:{port}"])
