@@ -694,6 +694,8 @@ class SqlBundleStore:
             self._db = None
             self._conn.close()
             self._conn = None
+        if self._payloads is not None:
+            self._payloads.close()
         self._engine.dispose()
 
     def __enter__(self) -> SqlBundleStore:
