@@ -118,6 +118,35 @@ class PayloadFiles:
         finally:
             os.close(fd)
 
+    def persist(self, unwritten: dict[str, bytes], written: list[str]) -> None:
+        """Write the files ``unwritten`` (name -> content) and, when the store survives power loss, sync them
+        with the files ``written`` before, then the directory. Each file is written and synced in its own thread
+        (concurrent syncs join into fewer journal commits)."""
+        if not self.sync:
+            for name, data in unwritten.items():
+                self.write(data, (), name=name)
+            return
+
+        def write_and_sync(name: str, data: bytes) -> None:
+            self.write(data, (), name=name)
+            self._sync_file(name)
+
+        if len(unwritten) + len(written) <= 1:
+            for name, data in unwritten.items():
+                write_and_sync(name, data)
+            self.sync_files(written)
+            return
+        if self._syncers is None:
+            self._syncers = concurrent.futures.ThreadPoolExecutor(SYNC_THREADS, "dtn-fsync")
+        jobs = [self._syncers.submit(write_and_sync, name, data) for name, data in unwritten.items()]
+        jobs += [self._syncers.submit(self._sync_file, name) for name in written]
+        try:
+            for job in jobs:
+                job.result()
+            self.sync_directory()
+        except OSError as exc:
+            raise StoreError(os_error_message(exc, f"cannot sync the bundle files in {self.directory}")) from exc
+
     def sync_files(self, names: Iterable[str]) -> None:
         """fsync the files ``names`` (written by ``write``), then the directory: they survive power loss. Several
         files are synced at once (the file system joins concurrent syncs into one journal commit)."""

@@ -653,14 +653,14 @@ class SqlBundleStore:
                 raise StoreError(f"the bundle store {self._where} is closed")
             payloads = self._payloads
             try:
-                if payloads is not None and self._unwritten:
-                    for name, data in self._unwritten.items():
-                        payloads.write(data, (), name=name)
-                        self._new_files.append(name)
+                if payloads is not None and (self._unwritten or (payloads.sync and self._new_files)):
+                    # the files first (written, synced): a committed row never lacks its file
+                    unwritten = dict(self._unwritten)
+                    written = list(self._new_files)
+                    self._new_files.extend(unwritten)  # removed again if the commit fails
                     self._unwritten.clear()
                     self._unwritten_bytes = 0
-                if payloads is not None and payloads.sync and self._new_files:
-                    payloads.sync_files(self._new_files)  # the files first: a committed row never lacks its file
+                    payloads.persist(unwritten, written)
             except StoreError:
                 self._discard()  # its message says what to do and that the work since the last commit is lost
                 raise
