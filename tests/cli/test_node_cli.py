@@ -9,6 +9,7 @@ import os
 import pty
 import signal
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -143,6 +144,27 @@ def test_stdin_to_stdout_and_wait_for_delivery(node: Dtnd) -> None:
     assert receiver.returncode == 0, err.decode()
     assert out == b"from stdin\nsecond\n"
     assert err.decode().count("bytes") == 2
+
+
+def test_a_large_payload_from_stdin_to_stdout(node: Dtnd) -> None:
+    """17 MiB through pipes: dtnsend streams stdin without a length (the node keeps it in a temporary file, then
+    sends it as two fragments); dtnrecv gets the reassembled bundle into a spool file, then copies it out."""
+    payload = os.urandom(17 << 20)
+    before = statistics(node)
+    sent = run_cli("dtnsend", "--api", node.api, "--to", "ipn:1.4", "-", input_bytes=payload, timeout_s=120)
+    assert sent.returncode == 0, text(sent)
+    received = subprocess.run([*command("dtnrecv"), "--api", node.api, "--endpoint", "ipn:1.4", "--timeout", "60"],
+                              capture_output=True, timeout=120, check=False)
+    assert received.returncode == 0, received.stderr.decode()
+    assert received.stdout == payload
+    assert f"{len(payload)} bytes" in received.stderr.decode()
+    assert statistics(node)["reassembled"] == before["reassembled"] + 1
+
+
+def statistics(node: Dtnd) -> dict[str, int]:
+    with urllib.request.urlopen(f"http://{node.api}/v1/statistics", timeout=10) as response:
+        doc: dict[str, int] = json.loads(response.read())
+    return doc
 
 
 def test_wait_reports_deletion_of_an_expired_bundle(node: Dtnd) -> None:
