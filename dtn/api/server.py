@@ -324,7 +324,8 @@ async def _send(request: web.Request) -> web.Response:
             return await _send_fragmented(node, destination, expected,
                                           request.content.iter_chunked(READ_CHUNK_BYTES), options)
         if expected is None:
-            head = await _read_body(request, piece_bytes, spill_dir=node.config.data_dir)
+            head = await _read_body(request, piece_bytes, spill_dir=node.config.data_dir,
+                                    spill_limit=_room_in_store(node))
             if isinstance(head, SpilledBody):
                 with head:
                     return await _send_fragmented(node, destination, head.size_bytes, head.chunks(), options)
@@ -423,12 +424,21 @@ class SpilledBody:
             yield chunk
 
 
+def _room_in_store(node: Node) -> int | None:
+    """Bytes the store can still take under its quota (None: no quota)."""
+    store = node.store
+    if store is None or store.quota_bytes is None:
+        return None
+    return max(0, store.quota_bytes - store.bytes_used)
+
+
 async def _read_body(
-    request: web.Request, limit: int, *, spill_dir: Path | None = None
+    request: web.Request, limit: int, *, spill_dir: Path | None = None, spill_limit: int | None = None
 ) -> bytes | memoryview | SpilledBody:
     """The request body, read in chunks: into one buffer of the announced length (no second copy), else
     joined; ``ApiError(413)`` beyond ``limit``, unless ``spill_dir`` is given: a body beyond ``limit`` then
-    goes on into a temporary file there (unnamed: it disappears when closed or when the process dies)."""
+    goes on into a temporary file there (unnamed: it disappears when closed or when the process dies), up to
+    ``spill_limit`` bytes (``ApiError(507)`` beyond: the store could not take it anyway)."""
     expected = request.content_length
     if expected is not None and expected > READ_CHUNK_BYTES:
         buffer = bytearray(expected)
@@ -447,6 +457,8 @@ async def _read_body(
     try:
         async for chunk in request.content.iter_chunked(READ_CHUNK_BYTES):
             size += len(chunk)
+            if spill_limit is not None and size > spill_limit:
+                raise ApiError(507, f"the payload exceeds the {spill_limit} bytes the store can still take")
             if spilled is not None:
                 spilled.write(chunk)
                 continue
