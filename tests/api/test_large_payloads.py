@@ -132,3 +132,18 @@ async def test_a_body_without_length_beyond_the_store_quota_is_refused_and_not_k
         assert await lone.client.bundles() == []
     finally:
         await shut(lone)
+
+
+async def test_a_store_that_fills_up_midway_keeps_no_fragment_of_the_payload(tmp_path: Path) -> None:
+    lone = await serve(tmp_path, {"node_id": "ipn:1", "data_dir": "n1", "fragment_payload_bytes": PIECE,
+                                  "store": {"quota_bytes": 3 * PIECE}})
+    source = tmp_path / "eight-pieces.bin"
+    source.write_bytes(b"\x03" * (8 * PIECE))
+    try:
+        with pytest.raises(ApiError) as refused:
+            await lone.client.send_file("ipn:2.1", source)  # Content-Length known: fragments stored as it arrives
+        assert refused.value.status == 507
+        assert await lone.client.bundles() == []
+        assert (await lone.client.statistics())["deleted_by_reason"] == {"transmission_canceled": 2}
+    finally:
+        await shut(lone)
