@@ -6,6 +6,7 @@ names the key. ``dtnd`` flags override the file (see ``dtn.cli.dtnd``).
     log_level = "info"
     listen = ["tcpcl://127.0.0.1:4557", "udp://127.0.0.1:4557"]
     fragment_payload_bytes = 16_777_216  # larger payloads are sent as fragments of this size; 0: never
+    route_method = "yen"                 # CGR alternatives: "yen" (ION 4) or "suppression" (classic CGR)
 
     [store]
     url = "sqlite:///dtn-data/node2/store.sqlite"   # default; or postgresql+psycopg://user@host/db
@@ -47,6 +48,9 @@ DEFAULT_API_BIND = "127.0.0.1:4242"
 DEFAULT_FRAGMENT_PAYLOAD_BYTES = 16 * 1024 * 1024
 #: Smallest fragment size accepted (below, the per-bundle overhead dominates).
 MIN_FRAGMENT_PAYLOAD_BYTES = 64 * 1024
+#: How contact graph routing finds alternative routes: Yen's k earliest routes (ION 4) or contact suppression
+#: (classic CGR, ION 3: one search per route).
+ROUTE_METHODS = ("yen", "suppression")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +93,7 @@ class NodeConfig:
     epoch: str | None = None
     plan: Path | None = None
     fragment_payload_bytes: int = DEFAULT_FRAGMENT_PAYLOAD_BYTES
+    route_method: str = "yen"
 
     @property
     def node_eid(self) -> Eid:
@@ -196,7 +201,7 @@ def _route_pattern(pattern: str, key: str) -> str:
 def config_from_dict(raw: dict[str, Any], *, base_dir: Path | None = None) -> NodeConfig:
     """Validate a parsed TOML document; relative paths are taken relative to ``base_dir``."""
     top = {"node_id", "data_dir", "log_level", "listen", "store", "api", "neighbour", "route", "clock_rate",
-           "epoch", "plan", "fragment_payload_bytes"}
+           "epoch", "plan", "fragment_payload_bytes", "route_method"}
     _unknown_keys(raw, top, "")
     if "node_id" not in raw:
         raise ConfigError("node_id: missing (e.g. node_id = \"ipn:2.0\")")
@@ -276,6 +281,9 @@ def config_from_dict(raw: dict[str, Any], *, base_dir: Path | None = None) -> No
                 f"fragment_payload_bytes: {fragment_bytes} is below the minimum of {MIN_FRAGMENT_PAYLOAD_BYTES} "
                 "(0 turns source fragmentation off)"
             )
+    route_method = _expect(raw, "route_method", str, "") if "route_method" in raw else "yen"
+    if route_method not in ROUTE_METHODS:
+        raise ConfigError(f"route_method: {route_method!r} is not one of {', '.join(ROUTE_METHODS)}")
     return NodeConfig(
         node_id=node_id,
         data_dir=data_dir,
@@ -289,6 +297,7 @@ def config_from_dict(raw: dict[str, Any], *, base_dir: Path | None = None) -> No
         epoch=_expect(raw, "epoch", str, "") if "epoch" in raw else None,
         plan=plan,
         fragment_payload_bytes=fragment_bytes,
+        route_method=route_method,
     )
 
 

@@ -45,6 +45,8 @@ from dtn.contact_schedule import ContactSchedule, clock_rate
 from dtn.convergence.base import ConvergenceLayer, Link, LinkLimits, RefuseReason
 from dtn.errors import DecodeError, DtnError
 from dtn.routing.base import Priority
+from dtn.routing.cgr import RouteMethod
+from dtn.routing.cgr_router import CgrConfig
 from dtn.routing.contacts import ContactPlan, PlanError
 from dtn.routing.plan_fields import dtn_ms_to_iso, iso_to_dtn_ms
 from dtn.routing.plan_files import detect_format, parse_plan
@@ -201,8 +203,10 @@ class Node:
         self.clock = clock or make_clock(config)
         self._given_store = store
         self.store: BundleStore | None = store
-        self.router = PlanRouter(parse_eid(config.node_id), StaticRouter([rule(r.destination, r.via)
-                                                                          for r in config.routes]))
+        method: RouteMethod = "suppression" if config.route_method == "suppression" else "yen"
+        self.router = PlanRouter(parse_eid(config.node_id),
+                                 StaticRouter([rule(r.destination, r.via) for r in config.routes]),
+                                 config=CgrConfig(route_method=method))
         self.plan_source: str | None = None
         self.plan_format: str | None = None
         self.contacts = ContactSchedule(self)

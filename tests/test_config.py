@@ -64,6 +64,7 @@ def test_full_config_loads(tmp_path: Path) -> None:
         ({"node_id": "ipn:2.0", "log_level": 3}, "log_level: expected str"),
         ({"node_id": "ipn:2.0", "fragment_payload_bytes": 1000}, "fragment_payload_bytes: 1000 is below"),
         ({"node_id": "ipn:2.0", "fragment_payload_bytes": "16M"}, "fragment_payload_bytes: expected int"),
+        ({"node_id": "ipn:2.0", "route_method": "dijkstra"}, "route_method: 'dijkstra' is not one of"),
     ],
 )
 def test_config_errors_name_the_key(raw: dict[str, object], message: str) -> None:

@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--route", action="append", metavar="PATTERN=VIA",
                         help="static route, e.g. 'ipn:9.*=ipn:3' or '*=ipn:1' (repeatable)")
     parser.add_argument("--plan", type=Path, metavar="FILE", help="contact plan file")
+    parser.add_argument("--route-method", choices=["yen", "suppression"],
+                        help="how CGR finds alternative routes: yen (ION 4, default) or suppression (classic CGR)")
     parser.add_argument("--fragment-payload", type=int, metavar="BYTES",
                         help="send application payloads larger than BYTES as fragments of BYTES made here "
                         "(default 16 MiB; 0: never, payloads then have the bundle size limit of 64 MiB)")
@@ -111,6 +113,8 @@ def raw_config(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
         raw["epoch"] = args.epoch
     if args.fragment_payload is not None:
         raw["fragment_payload_bytes"] = args.fragment_payload
+    if args.route_method is not None:
+        raw["route_method"] = args.route_method
     if args.listen:
         raw["listen"] = list(args.listen)
     _override(raw, "store", {"url": args.store, "durability": args.durability, "quota_bytes": args.quota})

@@ -219,3 +219,20 @@ async def test_udp_sends_only_inside_the_contact_paced_at_its_rate(scene: Scene)
     await sender.send("ipn:2.1", b"after the contact")
     [waiting] = sender.bundles()
     assert waiting["constraints"] == ["forward_pending", "contraindicated"]  # no contact left in the plan
+
+
+@pytest.mark.parametrize(("method", "routes"), [("yen", 2), ("suppression", 1)])
+async def test_route_method_from_the_configuration(tmp_path: Path, method: str, routes: int) -> None:
+    # 1 -> 2 once, then two parallel 2 -> 3 contacts: Yen lists both routes; suppression suppresses the route's
+    # limiting contact (1 -> 2, which ends first) and finds nothing more.
+    origin = (SystemClock().dtn_ms() // 1000 + 10) * 1000
+    plan = tmp_path / "fork.toml"
+    plan.write_text(format_plan(plan_at(origin, [(1, 2, 0, 10), (2, 3, 0, 100), (2, 3, 0, 100)]), "toml"))
+    node = Node(config_from_dict({"node_id": "ipn:1", "data_dir": "n1", "plan": str(plan), "route_method": method},
+                                 base_dir=tmp_path))
+    await node.start()
+    try:
+        listed = node.plan_routes("ipn:3", count=5)["routes"]
+        assert len(listed) == routes and {r["hops"] for r in listed} == {2}
+    finally:
+        await node.stop()
