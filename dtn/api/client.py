@@ -140,6 +140,7 @@ class DtnClient:
     async def _exchange(self, method: str, path: str, *, params: Any = None, data: Any = None,
                         wait_s: float | None = None, headers: dict[str, str] | None = None,
                        spool_dir: Path | None = None, spool_above_bytes: int = 0,
+                       progress: Callable[[int, int], None] | None = None,
                        ) -> tuple[int, dict[str, str], bytes | Path]:
         """One request; the body of the answer, or with ``spool_dir`` for an answer longer than
         ``spool_above_bytes`` the path of a new file in ``spool_dir`` holding it (the caller owns the file)."""
@@ -152,7 +153,7 @@ class DtnClient:
                 length = response.content_length
                 spooled = spool_dir is not None and response.status < 400 and length is not None
                 if spooled and length is not None and spool_dir is not None and length > spool_above_bytes:
-                    body = await _spool(response, spool_dir, length)
+                    body = await _spool(response, spool_dir, length, progress)
                 else:
                     body = await response.read()
                 response_headers = dict(response.headers)
@@ -313,13 +314,16 @@ class DtnClient:
     # --- receiving -----------------------------------------------------------------------------------------------
 
     async def receive(self, endpoint: str, timeout_s: float = 30.0, *, spool_dir: Path | None = None,
-                      spool_above_bytes: int = SPOOL_ABOVE_BYTES) -> Delivery | None:
+                      spool_above_bytes: int = SPOOL_ABOVE_BYTES,
+                      progress: Callable[[int, int], None] | None = None) -> Delivery | None:
         """Long poll: the next bundle for ``endpoint`` (registered on first use), or None after ``timeout_s``
         (at most 300 s per call). With ``spool_dir``, a payload larger than ``spool_above_bytes`` is written to a
-        new file there as it arrives (``Delivery.payload_path``; ``payload`` is then empty) instead of memory."""
+        new file there as it arrives (``Delivery.payload_path``; ``payload`` is then empty) instead of memory,
+        calling ``progress(received_bytes, total_bytes)`` as it goes."""
         params = {"endpoint": endpoint, "timeout_s": f"{timeout_s:g}"}
         status, headers, body = await self._exchange("GET", "/deliveries", params=params, wait_s=timeout_s,
-                                                     spool_dir=spool_dir, spool_above_bytes=spool_above_bytes)
+                                                     spool_dir=spool_dir, spool_above_bytes=spool_above_bytes,
+                                                     progress=progress)
         if status == 204:
             if isinstance(body, Path):
                 body.unlink(missing_ok=True)
@@ -478,7 +482,8 @@ def send_params(destination: str, lifetime_ms: int, priority: int, reports: Iter
     return params
 
 
-async def _spool(response: aiohttp.ClientResponse, directory: Path, length: int) -> Path:
+async def _spool(response: aiohttp.ClientResponse, directory: Path, length: int,
+                 progress: Callable[[int, int], None] | None = None) -> Path:
     """Write a response body of ``length`` bytes to a new hidden file in ``directory``; removed on any error."""
     directory.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(prefix=".dtn-", suffix=".part", dir=directory)
@@ -489,6 +494,8 @@ async def _spool(response: aiohttp.ClientResponse, directory: Path, length: int)
             async for chunk in response.content.iter_chunked(CHUNK_BYTES):
                 out.write(chunk)
                 received += len(chunk)
+                if progress is not None:
+                    progress(received, length)
             if received != length:
                 raise ApiError(0, f"the node sent {received} of {length} bytes before the connection ended")
     except BaseException:

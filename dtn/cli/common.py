@@ -13,6 +13,34 @@ from dtn.api.client import ApiError, DtnClient, NodeNotRunning, default_address
 from dtn.api.models import API_ENV, TOKEN_ENV
 from dtn.errors import DtnError
 
+#: Transfers shorter than this get no progress bar.
+PROGRESS_MIN_BYTES = 1 << 20
+
+
+class ProgressBar:
+    """A progress bar on stderr for a long transfer, when stderr is a terminal: ``bar(done_bytes, total_bytes)``
+    as the transfer goes; ``verb`` says what is counted ("sent", "received")."""
+
+    def __init__(self, prog: str, verb: str, *, enabled: bool = True) -> None:
+        self.prog = prog
+        self.verb = verb
+        self.enabled = enabled and sys.stderr.isatty()
+        self._last = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total < PROGRESS_MIN_BYTES:
+            return
+        percent = done * 100 // max(total, 1)
+        if percent == self._last:
+            return
+        self._last = percent
+        bar = "#" * (percent // 4)
+        print(f"\r{self.prog}: [{bar:<25}] {percent:3d}% {done / 1e6:,.1f}/{total / 1e6:,.1f} MB {self.verb}", end="",
+              file=sys.stderr, flush=True)
+        if done >= total:
+            print(file=sys.stderr)
+            self._last = -1
+
 EXIT_OK = 0
 #: The operation failed or timed out (no reply, no report, refused by the node).
 EXIT_FAILURE = 1

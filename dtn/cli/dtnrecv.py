@@ -24,7 +24,7 @@ from dtn.api.client import DtnClient
 from dtn.api.models import Delivery
 from dtn.bundle.file_name import clean_file_name
 
-from .common import EXIT_FAILURE, EXIT_OK, add_api_arguments, client_from, error, run_client
+from .common import EXIT_FAILURE, EXIT_OK, ProgressBar, add_api_arguments, client_from, error, run_client
 
 PROG = "dtnrecv"
 #: Longest single long poll; longer waits are made of several.
@@ -107,6 +107,7 @@ async def _receive(args: argparse.Namespace) -> int:
     wanted = None if args.follow else (args.count if args.count is not None else 1)
     directory = None if args.out == "-" else Path(args.out)
     spool_dir = Path(tempfile.gettempdir())  # large payloads for standard output wait there, not in memory
+    progress = ProgressBar(PROG, "received")
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
     loop = asyncio.get_running_loop()
@@ -120,7 +121,8 @@ async def _receive(args: argparse.Namespace) -> int:
                 step = min(step, deadline - loop.time())
                 if step <= 0:
                     break
-            delivery = await client.receive(endpoint, timeout_s=step, spool_dir=directory or spool_dir)
+            delivery = await client.receive(endpoint, timeout_s=step, spool_dir=directory or spool_dir,
+                                            progress=progress)
             if delivery is None:
                 continue
             await _keep(client, delivery, directory)

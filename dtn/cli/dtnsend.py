@@ -19,10 +19,18 @@ from typing import Any
 from dtn.api.client import DtnClient
 from dtn.api.models import PRIORITIES, REPORT_KINDS, parse_duration_ms
 
-from .common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_api_arguments, client_from, error, run_client
+from .common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    ProgressBar,
+    add_api_arguments,
+    client_from,
+    error,
+    run_client,
+)
 
 PROG = "dtnsend"
-PROGRESS_MIN_BYTES = 1 << 20
 STDIN_CHUNK_BYTES = 1 << 20
 #: Longest single report wait the API allows; longer waits are made of several.
 MAX_WAIT_STEP_S = 300.0
@@ -49,28 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     add_api_arguments(parser)
     return parser
-
-
-class Progress:
-    """A progress bar on stderr, when stderr is a terminal."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total = total
-        self.enabled = enabled and total >= PROGRESS_MIN_BYTES and sys.stderr.isatty()
-        self._last = -1
-
-    def __call__(self, sent: int, total: int) -> None:
-        if not self.enabled:
-            return
-        percent = sent * 100 // max(total, 1)
-        if percent == self._last:
-            return
-        self._last = percent
-        bar = "#" * (percent // 4)
-        print(f"\r{PROG}: [{bar:<25}] {percent:3d}% {sent / 1e6:,.1f}/{total / 1e6:,.1f} MB", end="",
-              file=sys.stderr, flush=True)
-        if sent >= total:
-            print(file=sys.stderr)
 
 
 async def _stdin_chunks() -> AsyncIterator[bytes]:
@@ -104,7 +90,7 @@ async def _send(args: argparse.Namespace, lifetime_ms: int) -> int:
             if not path.exists() or path.is_dir():
                 error(PROG, f"{path}: no such file")
                 return EXIT_USAGE
-            progress = Progress(path.stat().st_size, not args.quiet)
+            progress = ProgressBar(PROG, "sent", enabled=not args.quiet)
             bundle_id = await client.send_file(args.to, path, progress=progress, file_name=args.name, **options)
         print(bundle_id, flush=True)
         if not args.wait:

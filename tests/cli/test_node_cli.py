@@ -252,6 +252,32 @@ def test_progress_bar_on_a_terminal(node: Dtnd, tmp_path: Path) -> None:
     assert quiet.returncode == 0 and quiet.stderr == b""  # not a terminal: no progress bar
 
 
+def test_receive_progress_bar_on_a_terminal(node: Dtnd, tmp_path: Path) -> None:
+    big = tmp_path / "large.bin"
+    big.write_bytes(os.urandom(17 << 20))  # above the client's spool threshold: streamed to a file, with progress
+    sent = run_cli("dtnsend", "--api", node.api, "--to", "ipn:1.6", str(big), timeout_s=120)
+    assert sent.returncode == 0, text(sent)
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.Popen([*command("dtnrecv"), "--api", node.api, "--endpoint", "ipn:1.6", "--out",
+                                 str(tmp_path / "in"), "--timeout", "60"], stdout=subprocess.PIPE, stderr=terminal)
+        stdout, _ = proc.communicate(timeout=120)
+        os.close(terminal)
+        terminal = -1
+        shown = b""
+        with contextlib.suppress(OSError):  # EIO once the writer side is closed and drained
+            while chunk := os.read(controller, 65536):
+                shown += chunk
+    finally:
+        os.close(controller)
+        if terminal >= 0:
+            os.close(terminal)
+    assert proc.returncode == 0, shown.decode(errors="replace")
+    assert b"100%" in shown and b"17.8/17.8 MB received" in shown
+    assert (tmp_path / "in" / "large.bin").read_bytes() == big.read_bytes()
+    assert not list((tmp_path / "in").glob(".*"))  # the spool file became large.bin
+
+
 def test_payload_without_a_file_name_is_named_after_the_bundle_id(node: Dtnd, tmp_path: Path) -> None:
     sent = run_cli("dtnsend", "--api", node.api, "--to", "ipn:1.5", input_bytes=b"nameless")
     assert sent.returncode == 0, text(sent)
