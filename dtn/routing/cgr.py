@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Literal, NamedTuple
 
 from dtn.routing.contacts import Contact, ContactPlan, owlt_margin_s
@@ -233,7 +233,9 @@ class ContactGraph:
             [(m, self._p_first[pid], self._p_first[pid + 1], self._p_mono[pid], self._p_span[pid]) for m, pid in pairs]
             for pairs in self._succ_pairs
         ]
-        self._pair_index = (succ, self._p_start, self._p_end, self._p_delay, self._p_cid)
+        #: per position in the (pair, start) order: (start, delay, end, contact id)
+        records = list(zip(p_start, p_delay, p_end, order, strict=True))
+        self._pair_index = (succ, p_start, p_end, records)
 
     def _hops_from(self, source: int) -> list[int]:
         hops = [_BIG] * len(self._nodes)
@@ -410,7 +412,7 @@ class ContactGraph:
         leaving the node: in a monotone pair only the first usable contact ending after the arrival (one
         bisection), in others every contact still open then; none opening after the best label queued for the
         destination. A label is queued only where the best one queued there does not dominate it."""
-        succ, p_start, p_end, p_delay, p_cid = self._pair_index
+        succ, p_start, p_end, records = self._pair_index
         count = len(succ)
         best = [_INF] * count  # the best queued label per node (arrival, then hops)
         best_hops = [_BIG] * count
@@ -436,13 +438,19 @@ class ContactGraph:
                 if mono:
                     # The first contact ending after ``at`` that is not banned: later ones arrive later.
                     k = bisect_right(p_end, at, first, stop)
-                    if check_banned:
-                        while k < stop and p_cid[k] in banned_contacts:
-                            k += 1
                     if k == stop:
                         continue
-                    s = p_start[k]
-                    arrival = (s if s > at else at) + p_delay[k]
+                    s, d, e, cid = records[k]
+                    if check_banned and cid in banned_contacts:
+                        k += 1
+                        while k < stop:
+                            s, d, e, cid = records[k]
+                            if cid not in banned_contacts:
+                                break
+                            k += 1
+                        else:
+                            continue
+                    arrival = (s if s > at else at) + d
                     if arrival > bound:
                         continue
                     # Queued unless a label queued for t arrives no later with fewer hops (one with as many
@@ -455,16 +463,14 @@ class ContactGraph:
                             best_hops[t] = nxt
                             if t == dst:
                                 bound = arrival
-                        push(heap, (arrival, nxt, p_end[k], t, (p_cid[k], chain)))
+                        push(heap, (arrival, nxt, e, t, (cid, chain)))
                     continue
-                for k in range(bisect_right(p_start, at - span, first, stop), stop):
-                    s = p_start[k]
+                for s, d, e, cid in records[bisect_right(p_start, at - span, first, stop) : stop]:
                     if s > bound:
                         break  # opens after the best arrival queued for the destination, as do the rest
-                    e = p_end[k]
-                    if e <= at or (check_banned and p_cid[k] in banned_contacts):
+                    if e <= at or (check_banned and cid in banned_contacts):
                         continue
-                    arrival = (s if s > at else at) + p_delay[k]
+                    arrival = (s if s > at else at) + d
                     old = best[t]
                     bh = best_hops[t]
                     if arrival <= bound and (arrival < old or nxt < bh or (nxt == bh and arrival == old)):
@@ -473,7 +479,7 @@ class ContactGraph:
                             best_hops[t] = nxt
                             if t == dst:
                                 bound = arrival
-                        push(heap, (arrival, nxt, e, t, (p_cid[k], chain)))
+                        push(heap, (arrival, nxt, e, t, (cid, chain)))
             while True:
                 if not heap:
                     return None
@@ -791,6 +797,28 @@ class ContactGraph:
             hops.append(contact)
         return Route(ids, tuple(hops), t, legs[ids[0]][0], to_s, confidence, owlt_sum)
 
+    def _limited_route(self, ids: list[int], start_s: float) -> tuple[Route, int]:
+        """``make_route`` and the hop of ``limiting_contact`` in one walk (for route lists by suppression)."""
+        legs = self._legs
+        confidence = 1.0
+        owlt_sum = 0.0
+        to_s = _INF
+        limit = 0
+        t = start_s
+        hops = []
+        for hop, cid in enumerate(ids):
+            s, e, delay, c, owlt, contact = legs[cid]
+            if e < to_s:
+                to_s = e
+                limit = hop  # strictly earlier: the first hop among those ending first
+            if e <= t:
+                t = _INF
+            t = (s if s > t else t) + delay
+            confidence *= c
+            owlt_sum += owlt
+            hops.append(contact)
+        return Route(tuple(ids), tuple(hops), t, legs[ids[0]][0], to_s, confidence, owlt_sum), limit
+
     def limiting_contact(self, route: Route) -> int:
         """The contact that ends first on ``route`` (the first such hop on a tie): classic CGR suppresses it."""
         ends = self.end_s
@@ -846,13 +874,14 @@ class RouteList:
       route holds a contact no later route uses (routes are distinct), the list ends after at most one route
       per contact, and routes come by non-decreasing (arrival, hops) since each search has fewer contacts to
       use. Fewer alternatives than Yen: a route that shares the limiting contact of an earlier one is never
-      listed.
+      listed. The last search (the one that finds nothing) is skipped when every contact out of the source or
+      into the destination is suppressed or over; the searches of one list share their setup.
 
     Either way routes come by non-decreasing best-case arrival and the first is ``ContactGraph.search``'s."""
 
     __slots__ = (
         "graph", "source", "destination", "computed_at_s", "method", "routes", "searches", "_exhausted",
-        "_suppressed", "_candidates", "_deviation", "_seen",
+        "_suppressed", "_candidates", "_deviation", "_seen", "_more",
     )
     # Yen's bookkeeping, set up when the second route is asked for (a list often never goes further):
     #: (ranking key, hop at which the route deviates from its parent, route)
@@ -874,8 +903,10 @@ class RouteList:
         self.routes: list[Route] = []
         self.searches = 0
         self._exhausted = False
-        #: suppression: the limiting contacts of the routes so far
+        #: suppression: the limiting contacts of the routes so far, and the routes still to come (a generator that
+        #: keeps the search set up between routes)
         self._suppressed: set[int] = set()
+        self._more: Iterator[Route] | None = None
 
     @property
     def exhausted(self) -> bool:
@@ -890,33 +921,86 @@ class RouteList:
         routes = self.routes
         if k < len(routes):
             return routes[k]
+        if self.method == "suppression":
+            more = self._suppression_routes() if self._more is None else self._more
+            self._more = more
+            while len(routes) <= k and not self._exhausted:
+                route = next(more, None)
+                if route is None:
+                    self._exhausted = True
+                else:
+                    routes.append(route)
         while len(routes) <= k and not self._exhausted:
-            if not routes or self.method == "suppression":
-                self._suppress_next()
+            if not routes:
+                self._first_route()
             else:
                 self._yen_next()
         return routes[k] if k < len(routes) else None
 
     def all(self, limit: int | None = None) -> list[Route]:
         """Every route (up to ``limit``), computing them as needed."""
+        if limit is None and self.method == "suppression" and not self._exhausted:
+            more = self._suppression_routes() if self._more is None else self._more
+            self._more = more
+            self.routes.extend(more)
+            self._exhausted = True
         while not self._exhausted and (limit is None or len(self.routes) < limit):
             self.get(len(self.routes))
         return self.routes if limit is None else self.routes[:limit]
 
-    def _suppress_next(self) -> None:
-        """The best route over the contacts not suppressed; its limiting contact is suppressed after it (the
-        first route of either method: nothing is suppressed yet)."""
+    def _first_route(self) -> None:
+        """Yen's first route: the best route."""
         g = self.graph
         self.searches += 1
-        suppressed = self._suppressed
-        path = g.search(self.source, self.destination, self.computed_at_s, banned_contacts=suppressed)
+        path = g.search(self.source, self.destination, self.computed_at_s)
         if path is None:
             self._exhausted = True
             return
-        route = g.make_route(path, self.computed_at_s)
-        self.routes.append(route)
-        if self.method == "suppression":
-            suppressed.add(g.limiting_contact(route))
+        self.routes.append(g.make_route(path, self.computed_at_s))
+
+    def _suppression_routes(self) -> Iterator[Route]:
+        """The routes by contact suppression, one per ``next``: the best route over the contacts not suppressed,
+        whose limiting contact is then suppressed. The search is set up once for the list (the graph, source and
+        destination do not change; only the suppressed set grows). No search is run once every contact leaving
+        the source or every contact into the destination that ends after the start is suppressed: none is left
+        for a route (the search would find nothing)."""
+        g = self.graph
+        start_s = self.computed_at_s
+        suppressed = self._suppressed
+        src = g._node_index.get(self.source)
+        dst = g._node_index.get(self.destination)
+        if src is None or dst is None or src == dst:
+            return
+        # Contacts a route may still begin / end with (a route's contacts all end after the start).
+        o_end = g._o_end
+        i_end = g._i_end
+        out_left = sum(1 for e in o_end[g._o_first[src] : g._o_first[src + 1]] if e > start_s)
+        in_left = sum(1 for e in i_end[g._i_first[dst] : g._i_first[dst + 1]] if e > start_s)
+        source = self.source
+        destination = self.destination
+        from_node = g.from_node
+        to_node = g.to_node
+        limited_route = g._limited_route
+        one_pass = None
+        if g._one_pass:
+            one_pass = g._pair_pass if g._pair_mode else g._cursor_pass
+        no_nodes: list[int] = []
+        while out_left > 0 and in_left > 0:
+            self.searches += 1
+            if one_pass is not None:
+                path = one_pass(src, dst, start_s, suppressed, no_nodes)
+            else:
+                path = g.search(source, destination, start_s, banned_contacts=suppressed)
+            if path is None:
+                return
+            route, hop = limited_route(path, start_s)
+            limit = path[hop]
+            suppressed.add(limit)
+            if from_node[limit] == source:
+                out_left -= 1
+            if to_node[limit] == destination:
+                in_left -= 1
+            yield route
 
     def _yen_next(self) -> None:
         g = self.graph

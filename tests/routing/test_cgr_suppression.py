@@ -80,7 +80,11 @@ def test_suppression_list_matches_brute_force(plan: ContactPlan, data: st.DataOb
     rl = RouteList(graph, source, dest, now, method="suppression")
     routes = rl.all()
     assert rl.exhausted and len(routes) <= len(graph)  # terminates: one route per contact at most
-    assert rl.searches == len(routes) + 1  # one search per route, one that finds nothing
+    # One search per route, then one that finds nothing, unless no contact that ends after ``now`` is left out of
+    # the source or into the destination (nothing can be found: no search).
+    left = [cid for cid in range(len(graph)) if graph.end_s[cid] > now and cid not in rl._suppressed]
+    searchable = any(graph.from_node[c] == source for c in left) and any(graph.to_node[c] == dest for c in left)
+    assert rl.searches == len(routes) + searchable
     best = graph.search(source, dest, now)
     assert (best is None) == (routes == [])
     if best is not None:
@@ -98,6 +102,11 @@ def test_suppression_list_matches_brute_force(plan: ContactPlan, data: st.DataOb
     keys = [(r.arrival_s, r.hop_count) for r in routes]
     assert keys == sorted(keys)  # non-decreasing arrival, then hops
     assert len({r.contact_ids for r in routes}) == len(routes)
+    # Extended one route at a time (as the router does), then the rest at once: the same list.
+    lazy = RouteList(graph, source, dest, now, method="suppression")
+    first = [lazy.get(k) for k in range(min(2, len(routes)))]
+    assert first == routes[: len(first)] and lazy.all(1) == routes[:1]
+    assert lazy.all() == routes and lazy.get(len(routes)) is None and lazy.searches == rl.searches
 
 
 def test_worked_example_routes(worked: ContactPlan) -> None:
