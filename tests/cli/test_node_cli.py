@@ -228,14 +228,12 @@ def test_sigint_stops_cleanly_and_a_busy_port_is_one_line(tmp_path: Path) -> Non
     assert "node ipn:7.0 stopped" in proc.log() and "Traceback" not in proc.log()
 
 
-def test_progress_bar_on_a_terminal(node: Dtnd, tmp_path: Path) -> None:
-    big = tmp_path / "big.bin"
-    big.write_bytes(os.urandom(3 << 20))
+def on_terminal(args: list[str], timeout_s: float = 120) -> tuple[int, bytes, bytes]:
+    """Run a command with its stderr on a pseudo-terminal: (exit code, stdout, what the terminal showed)."""
     controller, terminal = pty.openpty()
     try:
-        proc = subprocess.Popen([*command("dtnsend"), "--api", node.api, "--to", "ipn:1.4", str(big)],
-                                stdout=subprocess.PIPE, stderr=terminal)
-        stdout, _ = proc.communicate(timeout=60)
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=terminal)
+        stdout, _ = proc.communicate(timeout=timeout_s)
         os.close(terminal)
         terminal = -1
         shown = b""
@@ -246,7 +244,14 @@ def test_progress_bar_on_a_terminal(node: Dtnd, tmp_path: Path) -> None:
         os.close(controller)
         if terminal >= 0:
             os.close(terminal)
-    assert proc.returncode == 0 and stdout.decode().startswith("ipn:1.0/")
+    return proc.returncode, stdout, shown
+
+
+def test_progress_bar_on_a_terminal(node: Dtnd, tmp_path: Path) -> None:
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(3 << 20))
+    returncode, stdout, shown = on_terminal([*command("dtnsend"), "--api", node.api, "--to", "ipn:1.4", str(big)])
+    assert returncode == 0 and stdout.decode().startswith("ipn:1.0/")
     assert b"100%" in shown and b"3.1/3.1 MB" in shown
     quiet = run_cli("dtnsend", "--api", node.api, "--to", "ipn:1.4", str(big))
     assert quiet.returncode == 0 and quiet.stderr == b""  # not a terminal: no progress bar
@@ -257,22 +262,9 @@ def test_receive_progress_bar_on_a_terminal(node: Dtnd, tmp_path: Path) -> None:
     big.write_bytes(os.urandom(17 << 20))  # above the client's spool threshold: streamed to a file, with progress
     sent = run_cli("dtnsend", "--api", node.api, "--to", "ipn:1.6", str(big), timeout_s=120)
     assert sent.returncode == 0, text(sent)
-    controller, terminal = pty.openpty()
-    try:
-        proc = subprocess.Popen([*command("dtnrecv"), "--api", node.api, "--endpoint", "ipn:1.6", "--out",
-                                 str(tmp_path / "in"), "--timeout", "60"], stdout=subprocess.PIPE, stderr=terminal)
-        stdout, _ = proc.communicate(timeout=120)
-        os.close(terminal)
-        terminal = -1
-        shown = b""
-        with contextlib.suppress(OSError):  # EIO once the writer side is closed and drained
-            while chunk := os.read(controller, 65536):
-                shown += chunk
-    finally:
-        os.close(controller)
-        if terminal >= 0:
-            os.close(terminal)
-    assert proc.returncode == 0, shown.decode(errors="replace")
+    returncode, _, shown = on_terminal([*command("dtnrecv"), "--api", node.api, "--endpoint", "ipn:1.6", "--out",
+                                        str(tmp_path / "in"), "--timeout", "60"])
+    assert returncode == 0, shown.decode(errors="replace")
     assert b"100%" in shown and b"17.8/17.8 MB received" in shown
     assert (tmp_path / "in" / "large.bin").read_bytes() == big.read_bytes()
     assert not list((tmp_path / "in").glob(".*"))  # the spool file became large.bin
