@@ -1,7 +1,7 @@
 """Large bundles as files beside the database.
 
 A file is written under a temporary name, flushed and renamed to its final name; when the store must survive
-power loss, ``sync_files`` fsyncs the files written since the last commit and then their directory, once for the
+power loss, ``persist`` fsyncs the files written since the last commit and then their directory, once for the
 whole group, before the store commits the rows that point to them. A crash can therefore leave a temporary file
 (never referenced) or a finished file whose row was not committed (an orphan, perhaps incomplete); recovery
 removes both. Removing files needs no sync: a file whose removal a crash undid is an orphan too. Files are
@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import errno
+import functools
 import os
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -63,7 +64,7 @@ class PayloadFiles:
 
     def write(self, first: bytes, rest: Iterable[bytes], *, name: str | None = None) -> tuple[str, int]:
         """Write ``first`` then every chunk of ``rest`` to a new file (named ``name``, default a fresh name);
-        returns (name, bytes written). Durable against power loss only after ``sync_files``."""
+        returns (name, bytes written). Durable against power loss only after ``persist``."""
         name = name or self.new_name()
         temp = self.directory / (TEMP_PREFIX + name.removesuffix(SUFFIX))
         size = 0
@@ -119,9 +120,9 @@ class PayloadFiles:
             os.close(fd)
 
     def persist(self, unwritten: dict[str, bytes], written: list[str]) -> None:
-        """Write the files ``unwritten`` (name -> content) and, when the store survives power loss, sync them
-        with the files ``written`` before, then the directory. Each file is written and synced in its own thread
-        (concurrent syncs join into fewer journal commits)."""
+        """Write the files ``unwritten`` (name -> content) and, when the store survives power loss, fsync them
+        with the files ``written`` before (by ``write``), then the directory. Several files are written and synced
+        in threads at once (the file system joins concurrent syncs into fewer journal commits)."""
         if not self.sync:
             for name, data in unwritten.items():
                 self.write(data, (), name=name)
@@ -131,34 +132,16 @@ class PayloadFiles:
             self.write(data, (), name=name)
             self._sync_file(name)
 
-        if len(unwritten) + len(written) <= 1:
-            for name, data in unwritten.items():
-                write_and_sync(name, data)
-            self.sync_files(written)
-            return
-        if self._syncers is None:
-            self._syncers = concurrent.futures.ThreadPoolExecutor(SYNC_THREADS, "dtn-fsync")
-        jobs = [self._syncers.submit(write_and_sync, name, data) for name, data in unwritten.items()]
-        jobs += [self._syncers.submit(self._sync_file, name) for name in written]
+        jobs: list[Callable[[], None]] = [functools.partial(write_and_sync, n, d) for n, d in unwritten.items()]
+        jobs += [functools.partial(self._sync_file, name) for name in written]
         try:
-            for job in jobs:
-                job.result()
-            self.sync_directory()
-        except OSError as exc:
-            raise StoreError(os_error_message(exc, f"cannot sync the bundle files in {self.directory}")) from exc
-
-    def sync_files(self, names: Iterable[str]) -> None:
-        """fsync the files ``names`` (written by ``write``), then the directory: they survive power loss. Several
-        files are synced at once (the file system joins concurrent syncs into one journal commit)."""
-        todo = list(names)
-        try:
-            if len(todo) > 1:
+            if len(jobs) == 1:
+                jobs[0]()
+            elif jobs:
                 if self._syncers is None:
                     self._syncers = concurrent.futures.ThreadPoolExecutor(SYNC_THREADS, "dtn-fsync")
-                for done in [self._syncers.submit(self._sync_file, name) for name in todo]:
+                for done in [self._syncers.submit(job) for job in jobs]:
                     done.result()
-            elif todo:
-                self._sync_file(todo[0])
             self.sync_directory()
         except OSError as exc:
             raise StoreError(os_error_message(exc, f"cannot sync the bundle files in {self.directory}")) from exc
