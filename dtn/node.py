@@ -826,13 +826,11 @@ class Node:
     def _delivery(self, endpoint: str, bundle_id: BundleId) -> Delivery | None:
         assert self.store is not None
         bundle = self._uncache(bundle_id)
-        if bundle is not None and self.store.get(bundle_id) is None:
-            return None  # deleted (expired, say) since it arrived; the deletion's action is not drained yet
+        meta = self.store.get(bundle_id)
+        if meta is None:
+            return None  # deleted (expired, say) since it arrived; the deletion's action may not be drained yet
         payload: bytes | memoryview | StoredPayload | None = None
         if bundle is None:
-            meta = self.store.get(bundle_id)
-            if meta is None:
-                return None
             if meta.size_bytes > self._agent().config.reassemble_in_memory_bytes:
                 head = read_head(self.store, bundle_id)
                 if head is None:
