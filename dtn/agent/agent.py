@@ -34,7 +34,7 @@ from dtn.bundle.codec import DEFAULT_MAX_BYTES, decode_bundle, encode_bundle
 from dtn.bundle.crc import CrcType
 from dtn.bundle.eid import NULL_EID, DtnEid, Eid, IpnEid, parse_eid
 from dtn.bundle.file_name import file_name_block
-from dtn.bundle.flags import BlockFlag, BundleFlag
+from dtn.bundle.flags import NO_BLOCK_FLAGS, BlockFlag, BundleFlag
 from dtn.bundle.fragment import (
     FragmentationError,
     ReassemblyError,
@@ -313,21 +313,14 @@ class BundleAgent:
         dest, src, rpt, bundle_flags = self._application_fields(destination, source, report_to, flags)
         if bundle_flags & BundleFlag.MUST_NOT_FRAGMENT:
             raise ValueError("a bundle that must not be fragmented (anonymous, or so flagged) cannot be sent in pieces")
-        if lifetime_ms <= 0:
-            raise ValueError(f"lifetime must be positive, got {lifetime_ms} ms")
         while True:
-            creation_ms, sequence = self._next_timestamp(dtn_ms)
-            primary = PrimaryBlock(
-                bundle_flags, self.config.crc_type, dest, src, rpt, creation_ms, sequence, lifetime_ms
-            )
-            template = Bundle(primary, (payload_block(b""),))
+            # the hop count goes into every fragment: each piece is bound by the hop limit
+            template = self._new_bundle(dest, b"", dtn_ms, source=src, report_to=rpt, lifetime_ms=lifetime_ms,
+                                        flags=bundle_flags, hop_limit=hop_limit, file_name=file_name,
+                                        hop_count_flags=BlockFlag.REPLICATE_IN_EVERY_FRAGMENT)
             whole_id = template.id
             if not self.store.is_known(whole_id) and not self.store.fragments_of(whole_id):
                 break
-        if hop_limit is not None:  # in every fragment: each piece is bound by the hop limit
-            template = template.with_hop_count(hop_limit, 0, flags=BlockFlag.REPLICATE_IN_EVERY_FRAGMENT)
-        if file_name is not None:
-            template = template.with_extension_block(file_name_block(file_name, template.next_block_number()))
         self.stats.created += 1
         return FragmentedSubmission(whole_id, total_bytes, template, priority)
 
@@ -341,17 +334,10 @@ class BundleAgent:
             piece = fragment_at(submission.template, offset, submission.total_bytes, data)
         except FragmentationError as exc:
             raise ValueError(str(exc)) from None
-        raw = encode_bundle(piece)
-        if len(raw) > self.config.max_bundle_bytes:
-            limit = self.config.max_bundle_bytes
-            raise ValueError(f"fragment of {len(raw)} bytes exceeds this node's limit of {limit}")
-        meta = self._meta(piece, len(raw), self._stored_as(piece), dtn_ms, submission.priority)
-        if not self.store.add(meta, raw):
+        meta = self._store_new(piece, dtn_ms, submission.priority)
+        if meta is None:
             raise ValueError(f"fragment {piece.id} is stored already")
-        del raw
-        self._arrival_ms[piece.id] = dtn_ms
-        self._note_expiry(meta.expiry_dtn_ms)
-        self._dispatch(piece, meta, now, dtn_ms)
+        self._dispatch_new(piece, meta, now, dtn_ms)
         return piece.id
 
     def _originate(
@@ -369,32 +355,56 @@ class BundleAgent:
         now: float | None = None,
         file_name: str | None = None,
     ) -> BundleId:
+        while True:
+            bundle = self._new_bundle(destination, payload, dtn_ms, source=source, report_to=report_to,
+                                      lifetime_ms=lifetime_ms, flags=flags, hop_limit=hop_limit, file_name=file_name)
+            meta = self._store_new(bundle, dtn_ms, priority)
+            if meta is not None:  # None: that id is known (e.g. from before a restart): the next one
+                break
+        self.stats.created += 1
+        self._dispatch_new(bundle, meta, self._offset_s + dtn_ms / 1000 if now is None else now, dtn_ms)
+        return bundle.id
+
+    def _new_bundle(
+        self,
+        destination: Eid,
+        payload: bytes | memoryview,
+        dtn_ms: int,
+        *,
+        source: Eid,
+        report_to: Eid,
+        lifetime_ms: int,
+        flags: BundleFlag,
+        hop_limit: int | None,
+        file_name: str | None,
+        hop_count_flags: BlockFlag = NO_BLOCK_FLAGS,
+    ) -> Bundle:
+        """A new bundle created here with the next creation timestamp (not stored)."""
         if lifetime_ms <= 0:
             raise ValueError(f"lifetime must be positive, got {lifetime_ms} ms")
-        while True:
-            creation_ms, sequence = self._next_timestamp(dtn_ms)
-            primary = PrimaryBlock(
-                flags, self.config.crc_type, destination, source, report_to, creation_ms, sequence, lifetime_ms
-            )
-            bundle = Bundle(primary, (payload_block(payload),))
-            if hop_limit is not None:
-                bundle = bundle.with_hop_count(hop_limit, 0)
-            if file_name is not None:
-                bundle = bundle.with_extension_block(file_name_block(file_name, bundle.next_block_number()))
-            raw = encode_bundle(bundle)
-            if len(raw) > self.config.max_bundle_bytes:
-                raise ValueError(
-                    f"bundle of {len(raw)} bytes exceeds this node's limit of {self.config.max_bundle_bytes}"
-                )
-            meta = self._meta(bundle, len(raw), self._stored_as(bundle), dtn_ms, priority)
-            if self.store.add(meta, raw):  # False: that id is known (e.g. from before a restart): the next one
-                break
-        del raw  # stored: the encoded copy need not live while the bundle is dispatched
+        creation_ms, sequence = self._next_timestamp(dtn_ms)
+        primary = PrimaryBlock(flags, self.config.crc_type, destination, source, report_to, creation_ms, sequence,
+                               lifetime_ms)
+        bundle = Bundle(primary, (payload_block(payload),))
+        if hop_limit is not None:
+            bundle = bundle.with_hop_count(hop_limit, 0, flags=hop_count_flags)
+        if file_name is not None:
+            bundle = bundle.with_extension_block(file_name_block(file_name, bundle.next_block_number()))
+        return bundle
+
+    def _store_new(self, bundle: Bundle, dtn_ms: int, priority: int) -> BundleMeta | None:
+        """Store a bundle created here; its meta, or None when its id is known already. ``ValueError`` when it is
+        larger than this node takes."""
+        raw = encode_bundle(bundle)
+        if len(raw) > self.config.max_bundle_bytes:
+            raise ValueError(f"bundle of {len(raw)} bytes exceeds this node's limit of {self.config.max_bundle_bytes}")
+        meta = self._meta(bundle, len(raw), self._stored_as(bundle), dtn_ms, priority)
+        return meta if self.store.add(meta, raw) else None
+
+    def _dispatch_new(self, bundle: Bundle, meta: BundleMeta, now: float, dtn_ms: int) -> None:
         self._arrival_ms[bundle.id] = dtn_ms
         self._note_expiry(meta.expiry_dtn_ms)
-        self.stats.created += 1
-        self._dispatch(bundle, meta, self._offset_s + dtn_ms / 1000 if now is None else now, dtn_ms)
-        return bundle.id
+        self._dispatch(bundle, meta, now, dtn_ms)
 
     def _next_timestamp(self, dtn_ms: int) -> tuple[int, int]:
         if dtn_ms > self._last_creation_ms:
