@@ -602,7 +602,7 @@ class BundleAgent:
 
         meta = self._meta(template, encoded_size(template, total), Constraint.DISPATCH_PENDING, dtn_ms, priority)
         try:
-            added = self.store.add_stream(meta, encode_bundle_stream(template, total, adu()))  # type: ignore[arg-type]
+            added = self.store.add_stream(meta, encode_bundle_stream(template, total, adu()))
         except (ReassemblyError, StoreFull):
             return None
         return meta if added else None

@@ -133,7 +133,7 @@ class BundleStore(Protocol):
         """
         ...
 
-    def add_stream(self, meta: BundleMeta, chunks: Iterable[bytes]) -> bool:
+    def add_stream(self, meta: BundleMeta, chunks: Iterable[bytes | bytearray | memoryview]) -> bool:
         """``add`` for a bundle given as chunks; large bundles are never held in memory whole."""
         ...
 

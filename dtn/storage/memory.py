@@ -65,7 +65,7 @@ class MemoryBundleStore:
         self._bytes_used += meta.size_bytes
         return True
 
-    def add_stream(self, meta: BundleMeta, chunks: Iterable[bytes]) -> bool:
+    def add_stream(self, meta: BundleMeta, chunks: Iterable[bytes | bytearray | memoryview]) -> bool:
         check_new_bundle(meta, None)
         if self.is_known(meta.id):
             return False

@@ -62,7 +62,9 @@ class PayloadFiles:
         """A fresh file name (nothing written yet)."""
         return secrets.token_hex(16) + SUFFIX
 
-    def write(self, first: bytes, rest: Iterable[bytes], *, name: str | None = None) -> tuple[str, int]:
+    def write(
+        self, first: bytes, rest: Iterable[bytes | bytearray | memoryview], *, name: str | None = None
+    ) -> tuple[str, int]:
         """Write ``first`` then every chunk of ``rest`` to a new file (named ``name``, default a fresh name);
         returns (name, bytes written). Durable against power loss only after ``persist``."""
         name = name or self.new_name()

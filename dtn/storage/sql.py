@@ -490,16 +490,16 @@ class SqlBundleStore:
             self._check_quota(meta)
         return self._insert_row(meta, bytes(raw), None)
 
-    def add_stream(self, meta: BundleMeta, chunks: Iterable[bytes]) -> bool:
+    def add_stream(self, meta: BundleMeta, chunks: Iterable[bytes | bytearray | memoryview]) -> bool:
         check_new_bundle(meta, None)
         with self._lock:
             return self._add_stream(meta, chunks)
 
-    def _add_stream(self, meta: BundleMeta, chunks: Iterable[bytes]) -> bool:
+    def _add_stream(self, meta: BundleMeta, chunks: Iterable[bytes | bytearray | memoryview]) -> bool:
         if self.is_known(meta.id):
             return False
         self._check_quota(meta)
-        stream: Iterator[bytes] = iter(chunks)
+        stream: Iterator[bytes | bytearray | memoryview] = iter(chunks)
         head = bytearray()
         spill = self._payloads is not None and meta.size_bytes > self._large_payload_bytes
         if not spill:
@@ -513,7 +513,9 @@ class SqlBundleStore:
         check_new_bundle(meta, len(head))
         return self._insert_row(meta, bytes(head), None)
 
-    def _insert_file(self, meta: BundleMeta, payloads: PayloadFiles, head: bytes, rest: Iterable[bytes]) -> bool:
+    def _insert_file(
+        self, meta: BundleMeta, payloads: PayloadFiles, head: bytes, rest: Iterable[bytes | bytearray | memoryview]
+    ) -> bool:
         name, size = payloads.write(head, rest)
         self._new_files.append(name)
         if size != meta.size_bytes:
