@@ -22,12 +22,13 @@ a ``dtnd`` <= 200 MB.
 
     .venv/bin/python benchmarks/node.py [--quick] [--count N] [--durability power|process|both] [--repeat N]
                                         [--senders N] [--window N] [--no-large | --only-large] [--large-mib N]
-                                        [--profile DIR]
+                                        [--profile DIR [--profile-path relay|2nodes]]
 
 ``--profile DIR`` runs ``py-spy record`` (install it with ``.venv/bin/pip install py-spy``) on every ``dtnd`` of
-the relay runs of the first durability and writes, per run (``DIR/1KiB``, ``DIR/1MiB``) and node, a flame graph of
-the busy samples (``ipnN.svg``), the collapsed stacks with idle samples (``ipnN.txt``) and a summary, printed too:
-how much of the time the event loop was not waiting in epoll, self time by component, the costliest functions.
+the relay runs (or, with ``--profile-path 2nodes``, the two-node runs) of the first durability and writes, per
+run (``DIR/1KiB``, ``DIR/1MiB``) and node, a flame graph of the busy samples (``ipnN.svg``), the collapsed stacks
+with idle samples (``ipnN.txt``) and a summary, printed too: how much of the time the event loop was not waiting
+in epoll, self time by component, the costliest functions.
 Samples outside epoll include time blocked in other system calls (fsync in a COMMIT) and time waiting for a CPU,
 so read them with the CPU figure from /proc printed beside them. Profiled runs are slower: take the throughput
 figures from a run without ``--profile``.
@@ -585,7 +586,8 @@ async def amain(args: argparse.Namespace) -> int:
         root = Path(tmp)
         for durability in [] if args.only_large else durabilities:
             for count in (2, 3):
-                profile = args.profile if (args.profile and count == 3 and durability == durabilities[0]) else None
+                profiled_path = count == (3 if args.profile_path == "relay" else 2)
+                profile = args.profile if (args.profile and profiled_path and durability == durabilities[0]) else None
                 flows += await measure_path(root, count, durability, sizes, args.senders, args.window,
                                             1 if profile else args.repeat, profile, 0 if args.ws_send else args.batch)
                 print_flows(flows[-2:])
@@ -636,7 +638,10 @@ def main() -> int:
                         help=f"size of the large payload in MiB (default {LARGE_PAYLOAD_MIB})")
     parser.add_argument("--only-large", action="store_true", help="only the large-payload peak RSS run")
     parser.add_argument("--profile", type=Path, metavar="DIR",
-                        help="py-spy every dtnd of the 1 KiB relay run; flame graphs and summaries into DIR")
+                        help="py-spy every dtnd of the runs of one path (--profile-path) at the first "
+                             "durability; flame graphs and summaries into DIR")
+    parser.add_argument("--profile-path", choices=("relay", "2nodes"), default="relay",
+                        help="the path whose runs --profile records (default relay)")
     return asyncio.run(amain(parser.parse_args()))
 
 
