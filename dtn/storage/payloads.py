@@ -6,15 +6,23 @@ whole group, before the store commits the rows that point to them. A crash can t
 (never referenced) or a finished file whose row was not committed (an orphan, perhaps incomplete); recovery
 removes both. Removing files needs no sync: a file whose removal a crash undid is an orphan too. Files are
 streamed in and out in chunks: a 1 GiB bundle is never in memory.
+
+Removed files of up to ``SPARE_MAX_BYTES`` are kept as spares (at most ``SPARE_FILES``, under a temporary name,
+so recovery removes them) and the next files are written over them: writing over a file's cached pages costs a
+quarter of creating a file and allocating its pages (measured on ext4: 0.13 against 0.47 ms per MiB), and the
+unlink is saved. A new file is cut to its new length, so nothing of the old bundle remains in it.
 """
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import errno
 import functools
+import io
 import os
 import secrets
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
@@ -26,6 +34,10 @@ SUFFIX = ".bundle"
 CHUNK_BYTES = 1 << 20
 #: Threads that fsync the files of one commit at the same time.
 SYNC_THREADS = 8
+#: Removed files kept to be written over, and the largest file kept.
+SPARE_FILES = 64
+SPARE_MAX_BYTES = 4 << 20
+SPARE_PREFIX = TEMP_PREFIX + "spare-"
 
 
 def os_error_message(exc: OSError, what: str) -> str:
@@ -47,6 +59,10 @@ class PayloadFiles:
         self.directory = directory
         self.sync = sync
         self._syncers: concurrent.futures.ThreadPoolExecutor | None = None
+        # removed files to write over; appended and popped from the commit thread and the event loop's thread
+        self._spares: collections.deque[str] = collections.deque()
+        self._reading: collections.Counter[str] = collections.Counter()  # files open for reading: never spares
+        self._reading_lock = threading.Lock()
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -63,21 +79,30 @@ class PayloadFiles:
         return secrets.token_hex(16) + SUFFIX
 
     def write(
-        self, first: bytes, rest: Iterable[bytes | bytearray | memoryview], *, name: str | None = None
+        self,
+        first: bytes,
+        rest: Iterable[bytes | bytearray | memoryview],
+        *,
+        name: str | None = None,
+        sync: bool = False,
     ) -> tuple[str, int]:
         """Write ``first`` then every chunk of ``rest`` to a new file (named ``name``, default a fresh name);
-        returns (name, bytes written). Durable against power loss only after ``persist``."""
+        returns (name, bytes written). ``sync``: its data is on disk when this returns. Durable against power
+        loss only after ``persist`` (which syncs the directory)."""
         name = name or self.new_name()
         temp = self.directory / (TEMP_PREFIX + name.removesuffix(SUFFIX))
         size = 0
         try:
-            with open(temp, "wb") as out:
+            with self._open_new(temp) as out:
                 out.write(first)
                 size += len(first)
                 for chunk in rest:
                     out.write(chunk)
                     size += len(chunk)
+                out.truncate()
                 out.flush()
+                if sync:
+                    os.fdatasync(out.fileno())
             os.replace(temp, self.directory / name)
         except OSError as exc:
             self._unlink_quietly(temp)
@@ -87,29 +112,66 @@ class PayloadFiles:
             raise
         return name, size
 
+    def _open_new(self, temp: Path) -> BinaryIO:
+        """``temp`` opened for writing from its start: a spare renamed to it, or a new empty file."""
+        while True:
+            try:
+                spare = self._spares.pop()
+            except IndexError:
+                return open(temp, "wb")
+            try:
+                os.replace(self.directory / spare, temp)
+                return open(temp, "r+b")
+            except FileNotFoundError:
+                continue  # removed behind our back (or by recovery): take the next one
+
     def open(self, name: str) -> BinaryIO:
+        """The file for reading; while it is open, removing it never makes it a spare."""
         path = self.path(name)
+        with self._reading_lock:
+            self._reading[name] += 1
         try:
-            return open(path, "rb")
+            return _Reader(open(path, "rb", buffering=0), functools.partial(self._closed_reader, name))
         except FileNotFoundError as exc:
+            self._closed_reader(name)
             raise StoreError(
                 f"the bundle file {path} is missing: something removed it behind the store's back; "
                 "reopen the store to drop the bundle"
             ) from exc
         except OSError as exc:
+            self._closed_reader(name)
             raise StoreError(os_error_message(exc, f"cannot read the bundle file {path}")) from exc
+
+    def _closed_reader(self, name: str) -> None:
+        with self._reading_lock:
+            self._reading[name] -= 1
+            if not self._reading[name]:
+                del self._reading[name]
 
     def read(self, name: str) -> bytes:
         with self.open(name) as f:
             return f.read()
 
-    def remove(self, names: Iterable[str]) -> None:
-        """Remove files (missing ones are fine: a crash may have removed them already)."""
+    def remove(self, names: Iterable[str], *, spare: bool = True) -> None:
+        """Remove files (missing ones are fine: a crash may have removed them already). Small ones are kept as
+        spares to be written over, unless ``spare`` is false."""
         for name in names:
-            self._unlink_quietly(self.path(name))
+            path = self.path(name)
+            if spare and len(self._spares) < SPARE_FILES and name not in self._reading:
+                try:
+                    if os.stat(path).st_size <= SPARE_MAX_BYTES:
+                        kept = SPARE_PREFIX + secrets.token_hex(8)
+                        os.replace(path, self.directory / kept)
+                        self._spares.append(kept)
+                        continue
+                except FileNotFoundError:
+                    continue
+            self._unlink_quietly(path)
 
     def close(self) -> None:
-        """Stop the sync threads (the files stay)."""
+        """Stop the sync threads and remove the spares (the bundle files stay)."""
+        while self._spares:
+            self._unlink_quietly(self.directory / self._spares.pop())
         if self._syncers is not None:
             self._syncers.shutdown()
             self._syncers = None
@@ -117,7 +179,7 @@ class PayloadFiles:
     def _sync_file(self, name: str) -> None:
         fd = os.open(self.path(name), os.O_RDONLY)
         try:
-            os.fsync(fd)
+            os.fdatasync(fd)
         finally:
             os.close(fd)
 
@@ -130,11 +192,9 @@ class PayloadFiles:
                 self.write(data, (), name=name)
             return
 
-        def write_and_sync(name: str, data: bytes) -> None:
-            self.write(data, (), name=name)
-            self._sync_file(name)
-
-        jobs: list[Callable[[], None]] = [functools.partial(write_and_sync, n, d) for n, d in unwritten.items()]
+        jobs: list[Callable[[], object]] = [
+            functools.partial(self.write, d, (), name=n, sync=True) for n, d in unwritten.items()
+        ]
         jobs += [functools.partial(self._sync_file, name) for name in written]
         try:
             if len(jobs) == 1:
@@ -167,8 +227,11 @@ class PayloadFiles:
         return finished, temps
 
     def remove_temps(self, temps: Iterable[str]) -> None:
-        for name in temps:
+        """Remove temporary files found by ``listing`` (spares included: they are made anew)."""
+        removed = set(temps)
+        for name in removed:
             self._unlink_quietly(self.directory / name)
+        self._spares = collections.deque(s for s in self._spares if s not in removed)
 
     @staticmethod
     def _unlink_quietly(path: Path) -> None:
@@ -176,3 +239,20 @@ class PayloadFiles:
             path.unlink()
         except FileNotFoundError:
             pass
+
+
+class _Reader(io.BufferedReader):
+    """A bundle file open for reading; tells its ``PayloadFiles`` when closed (a file being read is never written
+    over as a spare)."""
+
+    def __init__(self, raw: io.FileIO, on_close: Callable[[], None]) -> None:
+        super().__init__(raw, CHUNK_BYTES)
+        self._on_close: Callable[[], None] | None = on_close
+
+    def close(self) -> None:
+        on_close, self._on_close = self._on_close, None
+        try:
+            super().close()
+        finally:
+            if on_close is not None:
+                on_close()

@@ -359,7 +359,7 @@ class SqlBundleStore:
         conn.commit()
         if self._payloads is not None:
             self._payloads.remove_temps(temps)
-            self._payloads.remove(sorted(orphans) + expired_files)
+            self._payloads.remove(sorted(orphans) + expired_files, spare=False)
         return RecoveryReport(
             orphan_files_removed=len(orphans),
             temp_files_removed=len(temps),
