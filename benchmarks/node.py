@@ -142,13 +142,15 @@ class Receiver:
                 acker.cancel()
 
     async def _run_until(self, confirmed: int) -> None:
-        pending_id: str | None = None
+        pending: list[str] = []  # the ids of the delivery or group whose payloads come next
         while self.confirmed < confirmed:
             msg = await self.ws.receive()
             if msg.type == aiohttp.WSMsgType.TEXT:
                 doc = json.loads(msg.data)
                 if doc["type"] == "delivery":
-                    pending_id = str(doc["id"])
+                    pending = [str(doc["id"])]
+                elif doc["type"] == "deliveries":
+                    pending = [str(item["id"]) for item in doc["items"]]
                 elif doc["type"] == "ack":
                     oks = doc["ok"] if "ids" in doc else [doc["ok"]]
                     if not all(oks):
@@ -158,18 +160,20 @@ class Receiver:
                     raise RuntimeError(f"unexpected message {doc}")
             elif msg.type == aiohttp.WSMsgType.BINARY:
                 data: bytes = msg.data
-                if pending_id is None or len(data) != self.payload_bytes:
-                    raise RuntimeError(f"unexpected payload of {len(data)} bytes")
-                seq = int.from_bytes(data[:8], "big")
-                if seq in self.seen:
-                    self.duplicates += 1
-                self.seen.add(seq)
-                if self.batch_acks:
-                    self._to_ack.append(pending_id)
-                    self._ack_ready.set()
-                else:
-                    await self.ws.send_str(json.dumps({"type": "ack", "id": pending_id}))
-                pending_id = None
+                if not pending or len(data) != self.payload_bytes * len(pending):
+                    raise RuntimeError(f"unexpected payload of {len(data)} bytes for {len(pending)} deliveries")
+                for n, pending_id in enumerate(pending):
+                    start = n * self.payload_bytes
+                    seq = int.from_bytes(data[start : start + 8], "big")
+                    if seq in self.seen:
+                        self.duplicates += 1
+                    self.seen.add(seq)
+                    if self.batch_acks:
+                        self._to_ack.append(pending_id)
+                        self._ack_ready.set()
+                    else:
+                        await self.ws.send_str(json.dumps({"type": "ack", "id": pending_id}))
+                pending = []
             else:
                 raise RuntimeError(f"WebSocket closed: {msg.type!r} {self.ws.exception()}")
 
@@ -225,7 +229,8 @@ async def measure_flow(nodes: list[Dtnd], flow: Flow, senders: int, window: int,
     payload = os.urandom(flow.payload_bytes)
     async with DtnClient(nodes[0].api) as tx, aiohttp.ClientSession() as http:
         ws = await http.ws_connect(f"http://{nodes[-1].api}{PREFIX}/ws", max_msg_size=0,
-                                   params={"endpoint": destination, "window": str(window)})
+                                   params={"endpoint": destination, "window": str(window),
+                                           **({"group": "1"} if batch != 1 else {})})
         receiver = Receiver(ws, flow.payload_bytes, batch_acks=flow.batch != 1)
         warm = min(WARMUP_BUNDLES, flow.count)
         await asyncio.wait_for(asyncio.gather(send_all(tx, destination, payload, range(warm), senders),
@@ -628,11 +633,13 @@ def main() -> int:
     parser.add_argument("--window", type=int, default=64, help="WebSocket delivery window (default 64, the max)")
     parser.add_argument("--batch", type=int, default=1,
                         help="1 KiB payloads per API request (POST /v1/bundles?sizes=...; default 1: one each); "
-                             "above 1 the receiver also acknowledges the deliveries it has in one frame")
+                             "above 1 the receiver also takes deliveries in groups and acknowledges the deliveries it "
+                             "has in one frame")
     parser.add_argument("--ws-send", action="store_true",
                         help="submit over the sending WebSocket (/v1/ws/send): one bundle per message, --senders "
                              "messages outstanding (instead of one HTTP request per bundle); the receiver "
-                             "acknowledges the deliveries it has in one frame, as with --batch")
+                             "takes deliveries in groups and acknowledges the deliveries it has in one frame, as "
+                             "with --batch")
     parser.add_argument("--no-large", action="store_true", help="skip the large-payload peak RSS run")
     parser.add_argument("--large-mib", type=int, default=LARGE_PAYLOAD_MIB,
                         help=f"size of the large payload in MiB (default {LARGE_PAYLOAD_MIB})")

@@ -375,7 +375,8 @@ class DtnClient:
 
     def subscribe(self, endpoint: str, *, window: int = 1) -> Subscription:
         """WebSocket push of the deliveries for ``endpoint``: ``async with client.subscribe(ep) as sub:
-        async for delivery in sub: ...; await sub.ack(delivery)``. At most ``window`` unacknowledged at once."""
+        async for delivery in sub: ...; await sub.ack(delivery)``. At most ``window`` unacknowledged at once; the
+        node sends deliveries that are ready together in one group (fewer frames), taken apart here."""
         return Subscription(self, endpoint, window)
 
     def _ws_url(self) -> str:
@@ -395,7 +396,7 @@ class Subscription:
         try:
             self._ws = await self._client._http().ws_connect(
                 self._client._ws_url(),
-                params={"endpoint": self.endpoint, "window": str(self.window)},
+                params={"endpoint": self.endpoint, "window": str(self.window), "group": "1"},
                 max_msg_size=0,  # the node bounds a payload by its largest bundle; aiohttp's 4 MiB default would cut it
             )
         except (aiohttp.ClientConnectorError, FileNotFoundError, ConnectionRefusedError) as exc:
@@ -435,25 +436,39 @@ class Subscription:
                 continue
             if doc.get("type") == "error":
                 raise ApiError(400, str(doc.get("error")))
-            size = int(doc.get("size_bytes", -1))
-            frames: list[bytes] = []
-            received = 0
-            while not frames or received < size:  # one frame, or several adding up to size_bytes
-                data = await self._ws.receive()
-                if data.type == aiohttp.WSMsgType.ERROR:
-                    raise ApiError(0, f"WebSocket error: {self._ws.exception()}")
-                if data.type != aiohttp.WSMsgType.BINARY:
-                    raise ApiError(0, f"WebSocket: expected the payload of {doc.get('id')}, got {data.type!r}")
-                frames.append(data.data)
-                received += len(data.data)
-            yield Delivery(
-                bundle_id=str(doc["id"]),
-                endpoint=str(doc["endpoint"]),
-                source=str(doc["source"]),
-                creation_ms=int(doc["creation_ms"]),
-                file_name=doc.get("file_name"),
-                payload=frames[0] if len(frames) == 1 else b"".join(frames),
-            )
+            items = doc.get("items") if doc.get("type") == "deliveries" else [doc]
+            if not isinstance(items, list) or not items:
+                raise ApiError(0, f"WebSocket: a delivery group without items: {doc}")
+            sizes = [int(item.get("size_bytes", -1)) for item in items]
+            payload = await self._payload(str(items[0].get("id")), sum(sizes))
+            offset = 0
+            for item, size in zip(items, sizes, strict=True):
+                yield Delivery(
+                    bundle_id=str(item["id"]),
+                    endpoint=str(item["endpoint"]),
+                    source=str(item["source"]),
+                    creation_ms=int(item["creation_ms"]),
+                    file_name=item.get("file_name"),
+                    payload=payload if len(items) == 1 else payload[offset:offset + size],
+                )
+                offset += size
+
+    async def _payload(self, first_id: str, size: int) -> bytes:
+        """The binary frames that follow a delivery (or a group): one, or several adding up to ``size``."""
+        assert self._ws is not None
+        frames: list[bytes] = []
+        received = 0
+        while not frames or received < size:
+            data = await self._ws.receive()
+            if data.type == aiohttp.WSMsgType.ERROR:
+                raise ApiError(0, f"WebSocket error: {self._ws.exception()}")
+            if data.type != aiohttp.WSMsgType.BINARY:
+                raise ApiError(0, f"WebSocket: expected the payload of {first_id}, got {data.type!r}")
+            frames.append(data.data)
+            received += len(data.data)
+        if received != size:
+            raise ApiError(0, f"WebSocket: {received} payload bytes for {first_id}, announced {size}")
+        return frames[0] if len(frames) == 1 else b"".join(frames)
 
     async def ack(self, delivery: Delivery | str) -> None:
         """Acknowledge a delivery; the node answers asynchronously (the next delivery follows the ack)."""

@@ -25,7 +25,7 @@ Routes (all under ``/v1``; errors are ``{"error": "..."}`` with a 4xx/5xx status
     GET    /v1/deliveries?endpoint=EID&timeout_s=S     long poll: 200 payload + Dtn-* headers, 204 on timeout
     POST   /v1/deliveries/ack?endpoint=EID&id=ID       acknowledge a delivery (durable when answered)
     GET    /v1/reports?id=ID&kind=KIND&timeout_s=S     wait for a status report: 200 JSON, 204 on timeout
-    GET    /v1/ws?endpoint=EID[&window=N]              WebSocket push of deliveries (see ``_websocket``)
+    GET    /v1/ws?endpoint=EID[&window=N][&group=1]    WebSocket push of deliveries (see ``_websocket``)
     GET    /v1/ws/send?destination=EID&...             WebSocket sending: one binary frame per bundle, answered
                                                        in order, per commit (see ``dtn.api.ws_send``)
 """
@@ -52,7 +52,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from dtn.bundle.eid import parse_eid
 from dtn.bundle.ids import BundleId
 from dtn.errors import DtnError, InvalidEid, StoreError, StoreFull
-from dtn.node import BatchStopped, Node, StoredPayload
+from dtn.node import BatchStopped, Delivery, Node, StoredPayload
 from dtn.routing.plan_files import FORMATS
 
 from .models import (
@@ -82,6 +82,8 @@ MAX_WINDOW = 64
 READ_CHUNK_BYTES = 1 << 20
 #: Payloads in one batch submission (``POST /v1/bundles?sizes=...``), and their bytes together, at most.
 MAX_BATCH = 1024
+#: With ``group=1``, deliveries ready together go out as one group while their payloads total less than this.
+MAX_GROUP_BYTES = 1 << 20
 MAX_BATCH_BYTES = 64 * 1024 * 1024
 
 NODE_KEY = web.AppKey("node", Node)
@@ -540,6 +542,18 @@ async def _report(request: web.Request) -> web.Response:
     return web.json_response(report_to_json(report))
 
 
+def _delivery_doc(delivery: Delivery) -> dict[str, Any]:
+    return {
+        "type": "delivery",
+        "id": str(delivery.bundle_id),
+        "endpoint": delivery.endpoint,
+        "source": delivery.source,
+        "creation_ms": delivery.creation_ms,
+        "file_name": delivery.file_name,
+        "size_bytes": len(delivery.payload),
+    }
+
+
 async def _websocket(request: web.Request) -> web.WebSocketResponse:
     """Deliveries pushed over a WebSocket.
 
@@ -549,13 +563,18 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
     acknowledges with ``{"type": "ack", "id": ID}``; the server answers ``{"type": "ack", "id", "ok"}`` once the
     release is durable (the acks that arrive together share one commit). Several deliveries can be acknowledged
     in one frame, ``{"type": "ack", "ids": [ID, ...]}``, answered by one frame ``{"type": "ack", "ids": [...],
-    "ok": [...]}``. At most
-    ``window`` deliveries (default 1) are outstanding; unacknowledged ones are offered again later (to this or
-    another reader) when the connection closes."""
+    "ok": [...]}``. At most ``window`` deliveries (default 1) are outstanding; unacknowledged ones are offered
+    again later (to this or another reader) when the connection closes.
+
+    With ``group=1``, deliveries that are ready together (up to the free window, payloads totalling up to
+    ``MAX_GROUP_BYTES``) go out as one text frame ``{"type": "deliveries", "items": [DELIVERY, ...]}`` (each item
+    as the ``delivery`` frame above) and one binary frame holding their payloads one after another, each
+    ``size_bytes`` long; a single delivery, and a payload kept in the store, still go out as above."""
     node = request.app[NODE_KEY]
     endpoint = _endpoint(request)
     window = _int_param(request, "window", 1, 1, MAX_WINDOW)
     assert window is not None
+    group = _bool_param(request, "group")
     node.register(endpoint)
     ws = web.WebSocketResponse(heartbeat=30.0)
     await ws.prepare(request)
@@ -563,32 +582,46 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
     slots = asyncio.Semaphore(window)
     outstanding: set[BundleId] = set()
 
+    async def take() -> Delivery:
+        while True:  # skip our own unacknowledged delivery when its lease ends and it is offered again
+            delivery = await node.next_delivery(endpoint, None)
+            if delivery is not None and delivery.bundle_id not in outstanding:
+                return delivery
+
+    async def send_one(delivery: Delivery) -> None:
+        await ws.send_str(json.dumps(_delivery_doc(delivery)))
+        if isinstance(delivery.payload, StoredPayload):  # several frames, each read when it is sent
+            for piece in payload_pieces(delivery.payload):
+                await ws.send_bytes(piece)  # type: ignore[arg-type]  # aiohttp takes any bytes-like
+        else:
+            await ws.send_bytes(delivery.payload)  # type: ignore[arg-type]
+
     async def push() -> None:
+        held: Delivery | None = None  # taken for a group it did not fit: the next to go
         while True:
             await slots.acquire()
-            while True:  # skip our own unacknowledged delivery when its lease ends and it is offered again
-                delivery = await node.next_delivery(endpoint, None)
-                if delivery is not None and delivery.bundle_id not in outstanding:
+            first = held or await take()
+            held = None
+            outstanding.add(first.bundle_id)
+            items = [first]
+            size = len(first.payload)
+            grouping = group and not isinstance(first.payload, StoredPayload)
+            while grouping and size < MAX_GROUP_BYTES and len(items) < MAX_WINDOW and not slots.locked():
+                more = await node.next_delivery(endpoint, 0)  # only what is ready now
+                if more is None or more.bundle_id in outstanding:
                     break
-            outstanding.add(delivery.bundle_id)
-            await ws.send_str(
-                json.dumps(
-                    {
-                        "type": "delivery",
-                        "id": str(delivery.bundle_id),
-                        "endpoint": delivery.endpoint,
-                        "source": delivery.source,
-                        "creation_ms": delivery.creation_ms,
-                        "file_name": delivery.file_name,
-                        "size_bytes": len(delivery.payload),
-                    }
-                )
-            )
-            if isinstance(delivery.payload, StoredPayload):  # several frames, each read when it is sent
-                for piece in payload_pieces(delivery.payload):
-                    await ws.send_bytes(piece)  # type: ignore[arg-type]  # aiohttp takes any bytes-like
-            else:
-                await ws.send_bytes(delivery.payload)  # type: ignore[arg-type]
+                if isinstance(more.payload, StoredPayload):
+                    held = more
+                    break
+                await slots.acquire()  # free: only this task takes slots
+                outstanding.add(more.bundle_id)
+                items.append(more)
+                size += len(more.payload)
+            if len(items) == 1:
+                await send_one(first)
+                continue
+            await ws.send_str(json.dumps({"type": "deliveries", "items": [_delivery_doc(d) for d in items]}))
+            await ws.send_bytes(b"".join(d.payload for d in items))  # type: ignore[misc]  # bytes-like payloads
 
     acks: list[tuple[list[BundleId], bool]] = []  # (ids, answered in one frame) per ack frame
     acks_ready = asyncio.Event()
