@@ -940,6 +940,7 @@ class Node:
 
     def bundles(self, limit: int = 100) -> list[dict[str, Any]]:
         assert self.store is not None
+        agent = self._agent()
         return [
             {
                 "id": str(meta.id),
@@ -947,7 +948,7 @@ class Node:
                 "size_bytes": meta.size_bytes,
                 "expiry_dtn_ms": meta.expiry_dtn_ms,
                 "priority": meta.priority,
-                "next_hop": meta.next_hop,
+                "next_hop": meta.next_hop or agent.in_flight_to(meta.id),
                 "constraints": [c.name.lower() for c in Constraint if c and c in meta.constraints and c.name],
             }
             for meta in self.store.with_constraint(ANY_CONSTRAINT, limit)

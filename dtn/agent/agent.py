@@ -717,7 +717,8 @@ class BundleAgent:
             self._set_constraints(meta, meta.constraints | Constraint.CONTRAINDICATED)
             self._actions.append(BundleDeleted(meta.id, StatusReason.NO_TIMELY_CONTACT, f"not sent: {exc}"))
             return
-        self.store.set_next_hop(meta.id, neighbour)
+        if meta.next_hop is not None and meta.next_hop != neighbour:  # it waited for another neighbour
+            self.store.set_next_hop(meta.id, None)
         self._flights[meta.id] = _Flight(neighbour, _kept_subject(bundle), len(pieces), booking)
         if len(pieces) > 1:
             self.stats.fragments_sent += len(pieces)
@@ -778,6 +779,11 @@ class BundleAgent:
         node = str(parse_eid(neighbour))
         self._links.pop(node, None)
         self.router.link_changed(parse_eid(node), False, dtn_ms / 1000)
+
+    def in_flight_to(self, bundle_id: BundleId) -> str | None:
+        """The neighbour a bundle is being transmitted to (kept here, not in the store), or None."""
+        flight = self._flights.get(bundle_id)
+        return flight.neighbour if flight is not None else None
 
     @property
     def links(self) -> dict[str, LinkLimits]:

@@ -589,10 +589,11 @@ class SqlBundleStore:
         try:
             if constraints:
                 return bool(self._x(self._sql.set_constraints, {**key, "new_c": int(constraints)}).rowcount)
-            found = self._x(self._sql.size_and_file, key).fetchone()
+            found = self._x(self._sql.tombstone, key).fetchone()
             if found is None:
                 return False
-            self._x(self._sql.tombstone, key)
+            if found[1] is not None:
+                self._x(self._sql.forget_file, key)
         except self._db_errors as exc:
             raise self._error(exc, f"updating bundle {bundle_id}") from exc
         self._bytes_used -= int(found[0])

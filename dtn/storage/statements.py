@@ -80,13 +80,16 @@ class Statements:
         self.known = self._p(select(bundles.c.seq).where(key))
         self.meta = self._p(select(*META_COLUMNS).where(key, is_held()))
         self.payload = self._p(select(bundles.c.payload, bundles.c.payload_file).where(key, is_held()))
-        self.size_and_file = self._p(select(bundles.c.size_bytes, bundles.c.payload_file).where(key, is_held()))
         self.set_constraints = self._p(update(bundles).where(key, is_held()).values(constraints=bindparam("new_c")))
+        # a held bundle becomes a tombstone in one statement, which says what it freed (size, file); the file's
+        # name is cleared by a second one, only for a bundle kept in a file (RETURNING gives the new values)
         self.tombstone = self._p(
             update(bundles)
-            .where(key)
-            .values(constraints=literal_column("0"), payload=None, payload_file=None, next_hop=None)
+            .where(key, is_held())
+            .values(constraints=literal_column("0"), payload=None, next_hop=None)
+            .returning(bundles.c.size_bytes, bundles.c.payload_file)
         )
+        self.forget_file = self._p(update(bundles).where(key).values(payload_file=None))
         self.set_next_hop = self._p(update(bundles).where(key, is_held()).values(next_hop=bindparam("hop")))
         self.by_destination = self._p(
             select(*META_COLUMNS)
