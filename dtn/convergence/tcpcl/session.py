@@ -9,6 +9,11 @@ The receiver acknowledges the last segment of a transfer only when the node says
 it has committed the bundle; decisions go on the wire in the order transfers arrived. Memory is bounded whatever
 the peer sends: the parser refuses segments above our segment MRU, transfers above our transfer MRU are refused,
 and ``receive_window_open`` tells the adapter to stop reading while too many received bundles await a decision.
+
+Bundles larger than memory: an incoming transfer above ``spool_above_bytes`` is handed out as ``TransferData``
+events (the adapter writes them to a file) and ends with ``TransferStreamed`` (or ``TransferAborted``); the node
+may refuse it while it arrives (``refuse_transfer``). ``start_transfer_stream(length, chunks, now)`` sends a
+bundle whose data is pulled from an iterator only as segments go out.
 """
 
 from __future__ import annotations
