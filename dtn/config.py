@@ -6,6 +6,7 @@ names the key. ``dtnd`` flags override the file (see ``dtn.cli.dtnd``).
     log_level = "info"
     listen = ["tcpcl://127.0.0.1:4557", "udp://127.0.0.1:4557"]
     fragment_payload_bytes = 16_777_216  # larger payloads are sent as fragments of this size; 0: never
+    max_bundle_bytes = 4_294_967_296     # largest bundle taken from a TCPCL peer (streamed to a file)
     route_method = "yen"                 # CGR alternatives: "yen" (ION 4) or "suppression" (classic CGR)
 
     [store]
@@ -46,6 +47,9 @@ DEFAULT_API_BIND = "127.0.0.1:4242"
 #: Payloads an application sends that are larger than this go out as fragments of this size made at the source
 #: (RFC 9171 §5.8), so that no node ever holds more than one piece of them in memory.
 DEFAULT_FRAGMENT_PAYLOAD_BYTES = 16 * 1024 * 1024
+#: The largest bundle a node takes from a TCPCL peer (its transfer MRU). Bundles above the in-memory threshold
+#: (``fragment_payload_bytes``, 16 MiB when 0) are written to the store as they arrive, never held whole.
+DEFAULT_MAX_BUNDLE_BYTES = 4 * 1024 * 1024 * 1024
 #: Smallest fragment size accepted (below, the per-bundle overhead dominates).
 MIN_FRAGMENT_PAYLOAD_BYTES = 64 * 1024
 #: How contact graph routing finds alternative routes: Yen's k earliest routes (ION 4) or contact suppression
@@ -94,6 +98,7 @@ class NodeConfig:
     plan: Path | None = None
     fragment_payload_bytes: int = DEFAULT_FRAGMENT_PAYLOAD_BYTES
     route_method: str = "yen"
+    max_bundle_bytes: int = DEFAULT_MAX_BUNDLE_BYTES
 
     @property
     def node_eid(self) -> Eid:
@@ -201,7 +206,7 @@ def _route_pattern(pattern: str, key: str) -> str:
 def config_from_dict(raw: dict[str, Any], *, base_dir: Path | None = None) -> NodeConfig:
     """Validate a parsed TOML document; relative paths are taken relative to ``base_dir``."""
     top = {"node_id", "data_dir", "log_level", "listen", "store", "api", "neighbour", "route", "clock_rate",
-           "epoch", "plan", "fragment_payload_bytes", "route_method"}
+           "epoch", "plan", "fragment_payload_bytes", "route_method", "max_bundle_bytes"}
     _unknown_keys(raw, top, "")
     if "node_id" not in raw:
         raise ConfigError("node_id: missing (e.g. node_id = \"ipn:2.0\")")
@@ -282,6 +287,11 @@ def config_from_dict(raw: dict[str, Any], *, base_dir: Path | None = None) -> No
                 "(0 turns source fragmentation off)"
             )
     route_method = _expect(raw, "route_method", str, "") if "route_method" in raw else "yen"
+    max_bundle = DEFAULT_MAX_BUNDLE_BYTES
+    if "max_bundle_bytes" in raw:
+        max_bundle = _expect(raw, "max_bundle_bytes", int, "")
+        if max_bundle < MIN_FRAGMENT_PAYLOAD_BYTES:
+            raise ConfigError(f"max_bundle_bytes: {max_bundle} is below the minimum of {MIN_FRAGMENT_PAYLOAD_BYTES}")
     if route_method not in ROUTE_METHODS:
         raise ConfigError(f"route_method: {route_method!r} is not one of {', '.join(ROUTE_METHODS)}")
     return NodeConfig(
@@ -298,6 +308,7 @@ def config_from_dict(raw: dict[str, Any], *, base_dir: Path | None = None) -> No
         plan=plan,
         fragment_payload_bytes=fragment_bytes,
         route_method=route_method,
+        max_bundle_bytes=max_bundle,
     )
 
 

@@ -34,15 +34,16 @@ from dtn.agent.heads import read_head
 from dtn.agent.registrations import DeliveryMode
 from dtn.bundle.admin import StatusReport
 from dtn.bundle.bundle import Bundle
-from dtn.bundle.codec import DEFAULT_MAX_BYTES, decode_bundle
+from dtn.bundle.codec import decode_bundle
 from dtn.bundle.eid import parse_eid
 from dtn.bundle.file_name import FILE_NAME_BLOCK_TYPE, read_file_name
 from dtn.bundle.flags import BundleFlag
 from dtn.bundle.ids import BundleId
+from dtn.bundle.stream import encode_bundle_stream
 from dtn.clock import Clock, ScaledClock, SystemClock, datetime_to_dtn_ms, parse_utc
 from dtn.config import NodeConfig
 from dtn.contact_schedule import ContactSchedule, clock_rate
-from dtn.convergence.base import ConvergenceLayer, Link, LinkLimits, RefuseReason
+from dtn.convergence.base import BundleSpool, ConvergenceLayer, Link, LinkLimits, Outcome, RefuseReason, SendResult
 from dtn.errors import DecodeError, DtnError
 from dtn.routing.base import Priority
 from dtn.routing.cgr import RouteMethod
@@ -52,7 +53,8 @@ from dtn.routing.plan_fields import dtn_ms_to_iso, iso_to_dtn_ms
 from dtn.routing.plan_files import detect_format, parse_plan
 from dtn.routing.plan_router import PlanRouter, route_info_to_json
 from dtn.routing.static import StaticRouter, rule
-from dtn.storage.base import ANY_CONSTRAINT, BundleStore, Constraint
+from dtn.spool import FileSpool, SpoolError, clear_spool_directory
+from dtn.storage.base import ANY_CONSTRAINT, BundleMeta, BundleStore, Constraint
 from dtn.storage.sql import open_store
 
 log = logging.getLogger("dtn.node")
@@ -243,6 +245,7 @@ class Node:
         self.commits = 0
         self.commit_s = 0.0  # wall time spent committing (in the worker thread or inline)
         self.committed_waiters = 0  # acknowledgements released by commits (bundles, deliveries, submissions)
+        self.spooled_transfers = 0  # large incoming TCPCL transfers written to files as they arrived
 
     # --- life cycle ----------------------------------------------------------------------------------------
 
@@ -334,10 +337,12 @@ class Node:
 
             # A peer keeps up to LINK_WINDOW transfers in flight; read them all while a commit runs, so that
             # they join the next group (the session stops reading beyond max_pending_received). The transfer MRU
-            # is the largest bundle the agent takes: a peer learns it from SESS_INIT (and fragments to fit), and
-            # a larger transfer is refused as it starts instead of being gathered in memory first.
+            # is the largest bundle the node takes (max_bundle_bytes): a peer learns it from SESS_INIT (and
+            # fragments to fit), and a larger transfer is refused as it starts. Transfers above the in-memory
+            # threshold are written to a file as they arrive (open_spool), never gathered.
             session = SessionConfig(max_pending_received=RECEIVE_WINDOW, max_pending_bytes=MAX_PENDING_RECEIVED_BYTES,
-                                    transfer_mru=DEFAULT_MAX_BYTES)
+                                    transfer_mru=self.config.max_bundle_bytes,
+                                    spool_above_bytes=self._in_memory_bundle_bytes())
             cl = TcpclConvergenceLayer(self.node_id, self, TcpclConfig(session=session))
         elif scheme == "udp":
             from dtn.convergence.udpcl.aio import UdpConvergenceLayer
@@ -347,6 +352,89 @@ class Node:
             raise DtnError(f"no convergence layer for {url!r} in a standalone node (tcpcl:// or udp://)")
         self.cls[scheme] = cl
         return cl
+
+    # --- bundles larger than memory (TCPCL transfers spooled to files, transmissions streamed from files) -------
+
+    def _in_memory_bundle_bytes(self) -> int:
+        """Bundles larger than this are never held whole: received into a file, sent from the store's file."""
+        if self.agent is not None:
+            return self.agent.config.reassemble_in_memory_bytes
+        return self.config.fragment_payload_bytes or AgentConfig(parse_eid(self.node_id)).reassemble_in_memory_bytes
+
+    def _spool_directory(self) -> Path:
+        """Where large incoming bundles are written: the store's payload directory when it has one (the finished
+        file is renamed into the store; recovery removes an unfinished one), else ``data_dir/spool``."""
+        payload_dir = getattr(self.store, "payload_dir", None)
+        if isinstance(payload_dir, Path):
+            return payload_dir
+        directory = self.config.data_dir / "spool"
+        if not directory.is_dir():
+            directory.mkdir(parents=True, exist_ok=True)
+            clear_spool_directory(directory)
+        return directory
+
+    def open_spool(self, link: Link) -> FileSpool | RefuseReason:
+        """``SpoolingSink.open_spool``: a file for the next large bundle from ``link``."""
+        store = self.store
+        if store is None or self._stopping:
+            return RefuseReason.SESSION_TERMINATING if self._stopping else RefuseReason.NO_RESOURCES
+
+        def room(size: int) -> bool:
+            quota = store.quota_bytes
+            return quota is None or store.bytes_used + size <= quota
+
+        self.spooled_transfers += 1
+        return FileSpool(self._spool_directory(), max_bundle_bytes=self.config.max_bundle_bytes, room=room)
+
+    async def spooled_bundle_received(self, link: Link, spool: BundleSpool, length: int) -> RefuseReason | None:
+        """``SpoolingSink.spooled_bundle_received``: the agent takes the bundle in the file; the store adopts the
+        file; the answer (and so the XFER_ACK) comes after the commit that holds it."""
+        assert isinstance(spool, FileSpool)
+        agent = self._agent()
+        try:
+            try:
+                head = spool.finish(length)
+            except SpoolError as exc:
+                log.warning("refused a bundle from %s: %s", link.peer_node_id or link.link_id, exc)
+                return exc.reason
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RECEIVE_BACKPRESSURE_S):
+                    await self._room_to_transmit()
+            await self._store_turn()
+            store = self.store
+            assert store is not None
+
+            def keep(meta: BundleMeta, rewritten: Bundle | None) -> bool:
+                if rewritten is not None:
+                    return store.add_stream(
+                        meta, encode_bundle_stream(rewritten, head.payload_length, spool.payload_chunks()))
+                add_file = getattr(store, "add_file", None)
+                if add_file is not None:
+                    return bool(add_file(meta, spool.path))
+                return store.add_stream(meta, spool.file_chunks())
+
+            result = agent.receive_spooled(head, keep, self.clock.now(), self.clock.dtn_ms(),
+                                           from_node=link.peer_node_id)
+            if not result.accepted:
+                if result.refuse is not RefuseReason.COMPLETED:
+                    log.warning("refused a bundle from %s: %s", link.peer_node_id or link.link_id, result.detail)
+                return result.refuse
+            await self._committed()
+            return None
+        finally:
+            spool.discard()  # the store renamed or copied the file when it took the bundle
+
+    async def _send_streamed(self, link: Link, action: Transmit) -> SendResult:
+        """Send a bundle too large to encode in memory: its new head, then its payload read from the store."""
+        stream = action.stream
+        assert stream is not None and self.store is not None
+        send_stream = getattr(link, "send_stream", None)
+        if send_stream is None:
+            return SendResult(Outcome.FAILED, detail=f"{link.link_id} cannot send a bundle from a file")
+        payload = StoredPayload(self.store, action.bundle_id, stream.payload_offset, stream.payload_length)
+        chunks = encode_bundle_stream(stream.head, stream.payload_length, payload.chunks())
+        result: SendResult = await send_stream(stream.encoded_length, chunks)
+        return result
 
     def add_convergence_layer(self, cl: ConvergenceLayer) -> None:
         """Use ``cl`` for its scheme (e.g. an in-memory CL for tests and the simulator); before ``start``."""
@@ -614,7 +702,10 @@ class Node:
         if link is not None:
             async with self._windows.setdefault(action.neighbour, asyncio.Semaphore(LINK_WINDOW)):
                 try:
-                    result = await link.send(action.data)
+                    if action.stream is not None:
+                        result = await self._send_streamed(link, action)
+                    else:
+                        result = await link.send(action.data)
                 except (OSError, DtnError) as exc:
                     ok, detail = False, str(exc)
                 else:

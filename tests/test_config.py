@@ -65,12 +65,19 @@ def test_full_config_loads(tmp_path: Path) -> None:
         ({"node_id": "ipn:2.0", "fragment_payload_bytes": 1000}, "fragment_payload_bytes: 1000 is below"),
         ({"node_id": "ipn:2.0", "fragment_payload_bytes": "16M"}, "fragment_payload_bytes: expected int"),
         ({"node_id": "ipn:2.0", "route_method": "dijkstra"}, "route_method: 'dijkstra' is not one of"),
+        ({"node_id": "ipn:2.0", "max_bundle_bytes": 10}, "max_bundle_bytes: 10 is below"),
+        ({"node_id": "ipn:2.0", "max_bundle_bytes": "4G"}, "max_bundle_bytes: expected int"),
     ],
 )
 def test_config_errors_name_the_key(raw: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError) as info:
         config_from_dict(raw)
     assert message in str(info.value)
+
+
+def test_max_bundle_bytes_defaults_to_4_gib() -> None:
+    assert config_from_dict({"node_id": "ipn:2.0"}).max_bundle_bytes == 4 << 30
+    assert config_from_dict({"node_id": "ipn:2.0", "max_bundle_bytes": 1 << 34}).max_bundle_bytes == 1 << 34
 
 
 def test_api_off_loopback_with_token_is_allowed() -> None:

@@ -15,14 +15,28 @@ from dtn.bundle.reasons import StatusReason
 
 
 @dataclass(frozen=True, slots=True)
+class StreamedBundle:
+    """A bundle too large to encode in memory, to be sent as ``head`` (every block, the payload's data empty)
+    followed by the ``payload_length`` bytes at ``payload_offset`` of the stored bundle (``encode_bundle_stream``);
+    ``encoded_length`` bytes in all."""
+
+    head: Bundle
+    payload_offset: int
+    payload_length: int
+    encoded_length: int
+
+
+@dataclass(frozen=True, slots=True)
 class Transmit:
     """Send ``data`` (one encoded bundle or fragment of ``bundle_id``) over the link to ``neighbour``; report the
-    outcome with ``BundleAgent.transfer_done(transmission_id, ...)``."""
+    outcome with ``BundleAgent.transfer_done(transmission_id, ...)``. When ``stream`` is given, ``data`` is empty:
+    the bundle is streamed from the store instead."""
 
     transmission_id: int
     neighbour: str
     bundle_id: BundleId
     data: bytes
+    stream: StreamedBundle | None = None
 
 
 @dataclass(frozen=True, slots=True)

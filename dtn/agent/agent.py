@@ -19,11 +19,11 @@ from __future__ import annotations
 import dataclasses
 import heapq
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 
-from dtn.agent.actions import Action, BundleDeleted, Deliver, ReportReceived, Transmit
+from dtn.agent.actions import Action, BundleDeleted, Deliver, ReportReceived, StreamedBundle, Transmit
 from dtn.agent.heads import read_head
 from dtn.agent.registrations import DeliveryMode, Registrations
 from dtn.agent.reports import StatusKind, Subject, report_about
@@ -47,7 +47,7 @@ from dtn.bundle.fragment import (
 )
 from dtn.bundle.ids import BundleId
 from dtn.bundle.reasons import StatusReason
-from dtn.bundle.stream import encode_bundle_stream
+from dtn.bundle.stream import BundleHead, encode_bundle_stream, encoded_length
 from dtn.convergence.base import LinkLimits, RefuseReason
 from dtn.errors import DecodeError, InvalidEid, StoreFull
 from dtn.routing.base import Booking, ForwardNow, NoRoute, Router, RouteRequest, WaitUntil
@@ -60,6 +60,8 @@ MIN_REPORT_LIFETIME_MS = 1_000
 #: Bundles held for local endpoints whose delivery-report needs the agent remembers (beyond: read from the store).
 MAX_HELD_SUBJECTS = 10_000
 _FAR_FUTURE_MS = 1 << 62
+#: Bytes a bundle may grow by on a hop (a Previous Node block added, hop count and age rewritten), at most.
+_HOP_GROWTH_BYTES = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -693,6 +695,9 @@ class BundleAgent:
         self, meta: BundleMeta, neighbour: str, booking: Booking | None, now: float, dtn_ms: int,
         *, bundle: Bundle | None = None,
     ) -> None:
+        if bundle is None and self._sent_from_store(meta, neighbour):
+            self._transmit_large(meta, neighbour, booking, now, dtn_ms)
+            return
         if bundle is None:
             bundle = self._load(meta.id)
         if bundle is None:
@@ -727,6 +732,128 @@ class BundleAgent:
             self._next_transmission_id += 1
             self._transmissions[tid] = meta.id
             self._actions.append(Transmit(tid, neighbour, meta.id, encode_bundle(piece)))
+
+    def _sent_from_store(self, meta: BundleMeta, neighbour: str) -> bool:
+        """Whether ``meta`` is too large to load and is streamed from the store: above the in-memory threshold,
+        unless the link needs it fragmented and it may be loaded (within ``max_bundle_bytes``) to be."""
+        if meta.size_bytes <= self.config.reassemble_in_memory_bytes:
+            return False
+        limit = self._links.get(neighbour, LinkLimits()).max_bundle_bytes
+        fits = limit is None or meta.size_bytes + _HOP_GROWTH_BYTES <= limit
+        return fits or meta.size_bytes > self.config.max_bundle_bytes
+
+    def _transmit_large(
+        self, meta: BundleMeta, neighbour: str, booking: Booking | None, now: float, dtn_ms: int
+    ) -> None:
+        """``_transmit`` for a stored bundle too large to load: its head is read and updated for this hop (hop
+        count, previous node, bundle age), the payload is streamed from the store by the runtime. Not fragmented
+        to fit the link: a link whose limit is below the bundle contraindicates it."""
+        head = read_head(self.store, meta.id)
+        if head is None:
+            self._release(booking)
+            return
+        bundle = head.bundle
+        hop = bundle.hop_count
+        if hop is not None and hop.incremented().exceeded:
+            self._release(booking)
+            self._delete(meta, StatusReason.HOP_LIMIT_EXCEEDED, now, dtn_ms)
+            return
+        outgoing = bundle.with_hop_count_incremented()
+        if self.config.previous_node_block:
+            outgoing = outgoing.with_previous_node(self.node_id)
+        arrived = self._arrival_ms.get(meta.id)
+        if outgoing.bundle_age_ms is not None and arrived is not None:
+            outgoing = outgoing.with_bundle_age_added(max(0, dtn_ms - arrived))
+        size = encoded_length(outgoing, head.payload_length)
+        limit = self._links.get(neighbour, LinkLimits()).max_bundle_bytes
+        if limit is not None and size > limit:
+            self._release(booking)
+            self._set_constraints(meta, meta.constraints | Constraint.CONTRAINDICATED)
+            self._actions.append(BundleDeleted(
+                meta.id, StatusReason.NO_TIMELY_CONTACT,
+                f"not sent: {size} bytes exceed the link's {limit} and a stored large bundle is not fragmented"))
+            return
+        self.store.set_next_hop(meta.id, neighbour)
+        subject = Subject(dataclasses.replace(bundle.primary), head.payload_length)
+        self._flights[meta.id] = _Flight(neighbour, subject, 1, booking)
+        tid = self._next_transmission_id
+        self._next_transmission_id += 1
+        self._transmissions[tid] = meta.id
+        stream = StreamedBundle(outgoing, head.payload_offset, head.payload_length, size)
+        self._actions.append(Transmit(tid, neighbour, meta.id, b"", stream))
+
+    def receive_spooled(
+        self,
+        head: BundleHead,
+        keep: Callable[[BundleMeta, Bundle | None], bool],
+        now: float,
+        dtn_ms: int,
+        *,
+        from_node: str | None = None,
+    ) -> ReceiveResult:
+        """``receive`` for a bundle too large to hold in memory, which the runtime wrote to a file as it arrived
+        (and checked: ``head`` is its decoded head, the payload CRC verified). ``keep(meta, rewritten)`` stores it
+        (the file as it is, or when ``rewritten`` is given, that head followed by the file's payload: blocks
+        were discarded) and returns False for a duplicate; it may raise ``StoreFull``. The bundle is then
+        delivered (streamed from the store) or forwarded (its head re-encoded, its payload streamed)."""
+        self._tick(now, dtn_ms)
+        self.stats.received += 1
+        bundle = head.bundle
+        bundle_id = head.id
+        if self.store.is_known(bundle_id) or bundle_id in self._flights:
+            self.stats.received_duplicate += 1
+            return ReceiveResult(Disposition.REFUSED, bundle_id, RefuseReason.COMPLETED, None, "duplicate bundle")
+        subject = Subject(dataclasses.replace(bundle.primary), head.payload_length)
+        self._report(subject, StatusKind.RECEIVED, StatusReason.NO_INFO, now, dtn_ms)
+        rewritten: Bundle | None = None
+        for block in bundle.extension_blocks:  # §5.6 step 4, as in ``receive``
+            if block.is_known_type:
+                continue
+            if block.flags & BlockFlag.REPORT_IF_UNPROCESSABLE:
+                self._report(subject, StatusKind.RECEIVED, StatusReason.BLOCK_UNSUPPORTED, now, dtn_ms)
+            if block.flags & BlockFlag.DELETE_BUNDLE_IF_UNPROCESSABLE:
+                self._report(subject, StatusKind.DELETED, StatusReason.BLOCK_UNSUPPORTED, now, dtn_ms)
+                self._count_deletion(
+                    bundle_id, StatusReason.BLOCK_UNSUPPORTED, f"unsupported block type {block.block_type}"
+                )
+                return ReceiveResult(Disposition.ACCEPTED, bundle_id, None, StatusReason.BLOCK_UNSUPPORTED,
+                                     "deleted: unsupported block that asks for deletion")
+            if block.flags & BlockFlag.DISCARD_IF_UNPROCESSABLE:
+                rewritten = (rewritten or bundle).without_block(block.number)
+        size = head.encoded_length if rewritten is None else encoded_length(rewritten, head.payload_length)
+        meta = dataclasses.replace(
+            self._meta(bundle, size, self._stored_as(bundle), dtn_ms, 1, age_ms=bundle.bundle_age_ms or 0),
+            id=bundle_id,
+        )
+        if meta.expiry_dtn_ms <= dtn_ms:
+            self._report(subject, StatusKind.DELETED, StatusReason.LIFETIME_EXPIRED, now, dtn_ms)
+            self._count_deletion(bundle_id, StatusReason.LIFETIME_EXPIRED, "expired on arrival")
+            return ReceiveResult(Disposition.ACCEPTED, bundle_id, None, StatusReason.LIFETIME_EXPIRED, "expired")
+        try:
+            if not keep(meta, rewritten):
+                self.stats.received_duplicate += 1
+                return ReceiveResult(Disposition.REFUSED, bundle_id, RefuseReason.COMPLETED, None, "duplicate")
+        except StoreFull as exc:
+            self._report(subject, StatusKind.DELETED, StatusReason.DEPLETED_STORAGE, now, dtn_ms)
+            self._count_deletion(bundle_id, StatusReason.DEPLETED_STORAGE, str(exc))
+            return ReceiveResult(
+                Disposition.REFUSED, bundle_id, RefuseReason.NO_RESOURCES, StatusReason.DEPLETED_STORAGE, str(exc)
+            )
+        self._arrival_ms[bundle_id] = dtn_ms
+        if from_node is not None:
+            self._came_from[bundle_id] = from_node
+        elif bundle.previous_node is not None:
+            self._came_from[bundle_id] = str(bundle.previous_node)
+        self._note_expiry(meta.expiry_dtn_ms)
+        if not self._is_local(bundle.primary.destination):
+            self._forward(meta, now, dtn_ms)  # stored FORWARD_PENDING (``_stored_as``)
+        elif bundle.is_fragment:  # a fragment is read whole for reassembly, as the in-memory path does
+            whole = self._load(bundle_id)
+            if whole is not None:
+                self._deliver_locally(whole, meta, now, dtn_ms)
+        else:
+            self._hold_large(meta, now, dtn_ms)
+        return ReceiveResult(Disposition.ACCEPTED, bundle_id)
 
     def transfer_done(self, transmission_id: int, ok: bool, now: float, dtn_ms: int, *, detail: str = "") -> None:
         """The CL finished a ``Transmit``: ``ok`` when the peer acknowledged it (a refusal because the peer already

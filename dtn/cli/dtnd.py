@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fragment-payload", type=int, metavar="BYTES",
                         help="send application payloads larger than BYTES as fragments of BYTES made here "
                         "(default 16 MiB; 0: never, payloads then have the bundle size limit of 64 MiB)")
+    parser.add_argument("--max-bundle", type=int, metavar="BYTES",
+                        help="largest bundle taken from a TCPCL peer (default 4 GiB); bundles above the in-memory "
+                        "threshold (--fragment-payload, or 16 MiB) are written to the store as they arrive")
     parser.add_argument("--log-level", choices=LOG_LEVELS, help="log verbosity (default info)")
     parser.add_argument("--clock-rate", type=float, metavar="R",
                         help="run the DTN clock R times faster than real time (demos; same on every node)")
@@ -115,6 +118,8 @@ def raw_config(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
         raw["fragment_payload_bytes"] = args.fragment_payload
     if args.route_method is not None:
         raw["route_method"] = args.route_method
+    if args.max_bundle is not None:
+        raw["max_bundle_bytes"] = args.max_bundle
     if args.listen:
         raw["listen"] = list(args.listen)
     _override(raw, "store", {"url": args.store, "durability": args.durability, "quota_bytes": args.quota})

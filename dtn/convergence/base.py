@@ -90,6 +90,32 @@ class BundleSink(Protocol):
     def link_down(self, link: Link, reason: str) -> None: ...
 
 
+class BundleSpool(Protocol):
+    """Where a bundle too large to gather in memory is written as it arrives (a file, in practice)."""
+
+    def write(self, data: bytes) -> RefuseReason | None:
+        """The next bytes of the bundle, in order. None: go on; a reason: refuse the bundle now (the CL sends
+        XFER_REFUSE while the data still arrives and calls ``discard``)."""
+        ...
+
+    def discard(self) -> None:
+        """The bundle will not be completed (refused, abandoned by the sender, the link broke): remove it."""
+        ...
+
+
+class SpoolingSink(BundleSink, Protocol):
+    """A sink that takes large bundles as files (TCPCLv4 transfers above the session's ``spool_above_bytes``)."""
+
+    def open_spool(self, link: Link) -> BundleSpool | RefuseReason:
+        """Where the next large bundle from ``link`` is written; or a reason to refuse it at once."""
+        ...
+
+    async def spooled_bundle_received(self, link: Link, spool: BundleSpool, length: int) -> RefuseReason | None:
+        """The whole bundle (``length`` bytes) is in ``spool``. As ``bundle_received``: None once it is durably
+        accepted, or a refusal reason. The sink owns the spool from now on (keeps or discards it)."""
+        ...
+
+
 class ConvergenceLayer(Protocol):
     """A CL adapter: one per scheme per node."""
 

@@ -20,8 +20,10 @@ A single process owns a store (for several nodes in one PostgreSQL database, giv
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import logging
+import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from enum import StrEnum
@@ -54,7 +56,7 @@ from dtn.storage.base import (
     fragment_order_key,
     quota_message,
 )
-from dtn.storage.payloads import PayloadFiles
+from dtn.storage.payloads import PayloadFiles, os_error_message
 from dtn.storage.schema import bundles, is_held
 from dtn.storage.statements import NO_LIMIT, Prepared, Statements
 
@@ -512,6 +514,29 @@ class SqlBundleStore:
             return self._insert_file(meta, self._payloads, bytes(head), stream)
         check_new_bundle(meta, len(head))
         return self._insert_row(meta, bytes(head), None)
+
+    def add_file(self, meta: BundleMeta, path: Path) -> bool:
+        """``add`` for a bundle already written to the file ``path`` (a received bundle spooled to disk): a file
+        in the payload directory is renamed into place (no copy), any other is copied. False (and the file is
+        left where it is) for a duplicate. The file must be complete and ``meta.size_bytes`` long."""
+        check_new_bundle(meta, None)
+        with self._lock:
+            payloads = self._payloads
+            if payloads is None or path.parent.resolve() != payloads.directory.resolve():
+                with open(path, "rb") as f:
+                    return self._add_stream(meta, iter(functools.partial(f.read, 1 << 20), b""))
+            if self.is_known(meta.id):
+                return False
+            self._check_quota(meta)
+            size = path.stat().st_size
+            check_new_bundle(meta, size)
+            name = payloads.new_name()
+            try:
+                os.replace(path, payloads.directory / name)
+            except OSError as exc:
+                raise StoreError(os_error_message(exc, f"cannot move {path} into the store")) from exc
+            self._new_files.append(name)
+            return self._insert_row(meta, None, name)
 
     def _insert_file(
         self, meta: BundleMeta, payloads: PayloadFiles, head: bytes, rest: Iterable[bytes | bytearray | memoryview]

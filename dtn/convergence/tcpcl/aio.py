@@ -8,6 +8,10 @@ not read while too many received bundles wait for the node (``BundleSink.bundle_
 Hot path: the socket receives straight into the session parser's reused buffer, a bundle is copied once (into
 the ``bytes`` the node gets), large payloads are written from the sender's bundle without joining, and the
 writes of one turn of the event loop are coalesced (the first goes out at once).
+
+Large bundles: when the sink is a ``SpoolingSink`` (it has ``open_spool``), a transfer above the session's
+``spool_above_bytes`` is written segment by segment to the sink's ``BundleSpool`` and handed over with
+``spooled_bundle_received``; ``TcpclLink.send_stream`` sends a bundle given as chunks (read from a file).
 """
 
 from __future__ import annotations
@@ -15,11 +19,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
-from dtn.convergence.base import BundleSink, LinkLimits, Outcome, RefuseReason, SendResult
+from dtn.convergence.base import BundleSink, BundleSpool, LinkLimits, Outcome, RefuseReason, SendResult
 from dtn.convergence.tcpcl.messages import DEFAULT_PORT, SessTermReason
 from dtn.convergence.tcpcl.session import (
     Event,
@@ -30,10 +34,13 @@ from dtn.convergence.tcpcl.session import (
     SessionUp,
     StartTls,
     TcpclSession,
+    TransferAborted,
     TransferAcked,
+    TransferData,
     TransferFailed,
     TransferReceived,
     TransferRefused,
+    TransferStreamed,
     TransferTooLarge,
 )
 from dtn.convergence.tcpcl.tls import node_ids_from_certificate
@@ -83,6 +90,8 @@ class TcpclLink(asyncio.BufferedProtocol):
         scfg = cfg.session
         if can_tls != scfg.can_tls:
             scfg = replace(scfg, can_tls=can_tls)
+        if scfg.spool_above_bytes is not None and not hasattr(cl.sink, "open_spool"):
+            scfg = replace(scfg, spool_above_bytes=None)  # the sink takes whole bundles only
         self.session = TcpclSession(role, scfg, cl.node_id)
         self._transport: asyncio.Transport | None = None
         self._peer = "?"
@@ -103,6 +112,7 @@ class TcpclLink(asyncio.BufferedProtocol):
         self._announced = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._deliveries: dict[int, asyncio.Task[None]] = {}  # received bundles the node is deciding on
+        self._spools: dict[int, BundleSpool] = {}  # large incoming transfers being written (spool_above_bytes)
         self.end_reason: SessionEnded | None = None
 
     # ------------------------------------------------------------------------------------------ Link
@@ -141,6 +151,25 @@ class TcpclLink(asyncio.BufferedProtocol):
         except TransferTooLarge as exc:
             return SendResult(Outcome.REFUSED, RefuseReason.NOT_ACCEPTABLE, str(exc))
         except LocalProtocolError as exc:
+            return SendResult(Outcome.FAILED, detail=str(exc))
+        future: asyncio.Future[SendResult] = self._loop.create_future()
+        self._sends[tid] = future
+        self._pump_soon()
+        return await future
+
+    async def send_stream(self, length: int, chunks: Iterable[bytes | bytearray | memoryview]) -> SendResult:
+        """Send one bundle of ``length`` bytes given as ``chunks`` (read as segments go out: memory holds about
+        the transport's high-water mark of it); as ``send`` otherwise."""
+        while not self.session.can_start_transfer:
+            if not self.session.established:
+                return SendResult(Outcome.FAILED, detail=f"session {self.session.state.value}")
+            self._slot.clear()
+            await self._slot.wait()
+        try:
+            tid = self.session.start_transfer_stream(length, chunks, self._loop.time())
+        except TransferTooLarge as exc:
+            return SendResult(Outcome.REFUSED, RefuseReason.NOT_ACCEPTABLE, str(exc))
+        except (LocalProtocolError, ValueError) as exc:
             return SendResult(Outcome.FAILED, detail=str(exc))
         future: asyncio.Future[SendResult] = self._loop.create_future()
         self._sends[tid] = future
@@ -283,6 +312,19 @@ class TcpclLink(asyncio.BufferedProtocol):
         if isinstance(event, TransferReceived):
             # one task per bundle: the node commits bundles concurrently (group commit)
             self._deliveries[event.transfer_id] = self._loop.create_task(self._deliver(event))
+        elif isinstance(event, TransferData):
+            self._spool_data(event)
+        elif isinstance(event, TransferStreamed):
+            spool = self._spools.pop(event.transfer_id, None)
+            if spool is None:  # refused while it arrived; the session already sent XFER_REFUSE
+                self.session.finish_transfer(event.transfer_id, RefuseReason.NOT_ACCEPTABLE, self._loop.time())
+            else:
+                task = self._loop.create_task(self._deliver_spooled(event.transfer_id, spool, event.length))
+                self._deliveries[event.transfer_id] = task
+        elif isinstance(event, TransferAborted):
+            spool = self._spools.pop(event.transfer_id, None)
+            if spool is not None:
+                spool.discard()
         elif isinstance(event, TransferAcked):
             self._resolve(event.transfer_id, SendResult(Outcome.ACKNOWLEDGED))
         elif isinstance(event, TransferRefused):
@@ -323,6 +365,43 @@ class TcpclLink(asyncio.BufferedProtocol):
         finally:
             self._deliveries.pop(event.transfer_id, None)
         self.session.finish_transfer(event.transfer_id, reason, self._loop.time())
+        self._pump_soon()
+
+    def _spool_data(self, event: TransferData) -> None:
+        """Write a piece of a large incoming transfer to its spool (opened by the sink at the first piece)."""
+        tid = event.transfer_id
+        spool = self._spools.get(tid)
+        reason: RefuseReason | None = None
+        if spool is None:
+            if event.offset != 0:
+                return  # the rest of a transfer refused while it arrived
+            opened = self._cl.sink.open_spool(self)  # type: ignore[attr-defined]
+            if isinstance(opened, RefuseReason):
+                reason = opened
+            else:
+                spool = self._spools[tid] = opened
+        if spool is not None:
+            try:
+                reason = spool.write(event.data)
+            except Exception:
+                log.exception("%s: writing a received bundle failed", self.link_id)
+                reason = RefuseReason.NO_RESOURCES
+            if reason is not None:
+                del self._spools[tid]
+                spool.discard()
+        if reason is not None:
+            self.session.refuse_transfer(tid, reason, self._loop.time())
+
+    async def _deliver_spooled(self, tid: int, spool: BundleSpool, length: int) -> None:
+        try:
+            reason = await self._cl.sink.spooled_bundle_received(self, spool, length)  # type: ignore[attr-defined]
+        except Exception:
+            log.exception("%s: spooled_bundle_received failed", self.link_id)
+            spool.discard()
+            reason = RefuseReason.NO_RESOURCES
+        finally:
+            self._deliveries.pop(tid, None)
+        self.session.finish_transfer(tid, reason, self._loop.time())
         self._pump_soon()
 
     def _start_tls(self, server_side: bool) -> None:
@@ -408,6 +487,9 @@ class TcpclLink(asyncio.BufferedProtocol):
 
     def _finish(self) -> None:
         self._cancel_timer()
+        for spool in self._spools.values():
+            spool.discard()
+        self._spools.clear()
         for tid in list(self._sends):
             self._resolve(tid, SendResult(Outcome.FAILED, detail="connection closed"))
         if not self._up.done():

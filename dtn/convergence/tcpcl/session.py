@@ -9,6 +9,11 @@ The receiver acknowledges the last segment of a transfer only when the node says
 it has committed the bundle; decisions go on the wire in the order transfers arrived. Memory is bounded whatever
 the peer sends: the parser refuses segments above our segment MRU, transfers above our transfer MRU are refused,
 and ``receive_window_open`` tells the adapter to stop reading while too many received bundles await a decision.
+
+Bundles larger than memory: an incoming transfer above ``spool_above_bytes`` is handed out as ``TransferData``
+events (the adapter writes them to a file) and ends with ``TransferStreamed`` (or ``TransferAborted``); the node
+may refuse it while it arrives (``refuse_transfer``). ``start_transfer_stream(length, chunks, now)`` sends a
+bundle whose data is pulled from an iterator only as segments go out.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import io
 import struct
 from collections import OrderedDict, deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 
@@ -89,6 +95,10 @@ class SessionConfig:
     max_node_id_bytes: int = 1024
     output_batch_bytes: int = 1 << 20  # how much data_to_send() produces per call when segments are queued
     max_held_bytes: int = 1 << 20  # unparsed input held while the receive window is closed (beyond a segment)
+    # an incoming transfer larger than this (announced by its transfer length extension, or once the data
+    # gathered exceeds it) is not gathered: its data goes out as TransferData events (the adapter writes it to a
+    # file) and it ends with TransferStreamed instead of TransferReceived; None: every transfer is gathered
+    spool_above_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +135,35 @@ class TransferReceived:
 
     transfer_id: int
     data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TransferData:
+    """The next piece of an incoming transfer that is streamed, not gathered (``spool_above_bytes``): ``data``
+    belongs at ``offset`` of the bundle. Pieces come in order, without gaps."""
+
+    transfer_id: int
+    offset: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TransferStreamed:
+    """The last piece of a streamed transfer arrived (``length`` bytes in all, every one given in a
+    ``TransferData``): answer with ``finish_transfer(transfer_id, None | reason, now)`` as for
+    ``TransferReceived``."""
+
+    transfer_id: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransferAborted:
+    """A streamed incoming transfer will not complete (the sender abandoned it, it broke a limit, the node
+    refused it, the session ended): discard what its ``TransferData`` events gave."""
+
+    transfer_id: int
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,8 +205,8 @@ class SessionEnded:
     detail: str = ""
 
 
-Event = (StartTls | SessionUp | TransferReceived | TransferAcked | TransferRefused | TransferFailed
-         | MessageRejected | SessionEnded)
+Event = (StartTls | SessionUp | TransferReceived | TransferData | TransferStreamed | TransferAborted
+         | TransferAcked | TransferRefused | TransferFailed | MessageRejected | SessionEnded)
 
 
 class TransferTooLarge(LocalProtocolError):
@@ -184,6 +223,8 @@ class _Outgoing:
     total: int
     offset: int = 0  # bytes already segmented onto the wire
     started: bool = False  # the START segment went out
+    source: Iterator[bytes | bytearray | memoryview] | None = None  # a streamed transfer's data, pulled as needed
+    carry: memoryview | None = None  # the unsent rest of the chunk last pulled from ``source``
 
     @property
     def fully_sent(self) -> bool:
@@ -196,6 +237,7 @@ class _Incoming:
     declared_length: int | None
     received: int = 0
     buffer: io.BytesIO | None = None  # segments of a multi-segment transfer, copied once each
+    streaming: bool = False  # handed out as TransferData events, not gathered
 
     def append(self, data: memoryview) -> None:
         if self.buffer is None:
@@ -218,6 +260,7 @@ class _Reply:
     length: int
     refuse: RefuseReason | None = None
     decided: bool = False
+    held: int = 0  # bytes of the transfer held in memory while the node decides (0 for a streamed one)
 
 
 class TcpclSession:
@@ -263,6 +306,8 @@ class TcpclSession:
         self._pending: dict[int, _Reply] = {}  # final segments received, the node has not decided yet
         self._pending_bytes = 0
         self._refused_rx: OrderedDict[int, RefuseReason] = OrderedDict()
+        #: The most bytes of one incoming transfer ever gathered in memory (streamed transfers hold none).
+        self.rx_gathered_high_water_bytes = 0
 
     # ------------------------------------------------------------------------------------------ public API
 
@@ -359,14 +404,15 @@ class TcpclSession:
         if self.role is Role.ACTIVE:
             self._send_sess_init()
 
-    def start_transfer(self, data: bytes | bytearray | memoryview, now: float) -> int:
+    def start_transfer(self, data: bytes | bytearray | memoryview, now: float, *, _length: int | None = None) -> int:
         """Queue one bundle; returns its transfer ID. Segments are produced by ``data_to_send``."""
         self._now = now
         if self.state is not State.ESTABLISHED or self.parameters is None:
             raise LocalProtocolError(f"cannot start a transfer in state {self.state.value}")
-        if len(data) > self.parameters.transfer_mtu:
+        length = len(data) if _length is None else _length
+        if length > self.parameters.transfer_mtu:
             raise TransferTooLarge(
-                f"{len(data)} bytes exceed the peer's transfer MRU {self.parameters.transfer_mtu}")
+                f"{length} bytes exceed the peer's transfer MRU {self.parameters.transfer_mtu}")
         if len(self._tx) >= self.config.max_outgoing_transfers:
             raise LocalProtocolError("too many transfers in flight")
         if self._next_tid > U64_MAX:
@@ -376,10 +422,41 @@ class TcpclSession:
         self._next_tid += 1
         view = data if isinstance(data, memoryview) else memoryview(data)
         view = view.cast("B") if view.ndim != 1 or view.format != "B" else view
-        item = _Outgoing(tid, view, len(view))
+        item = _Outgoing(tid, view, length)
         self._tx_queue.append(item)
         self._tx[tid] = item
         return tid
+
+    def start_transfer_stream(
+        self, total_length: int, chunks: Iterable[bytes | bytearray | memoryview], now: float
+    ) -> int:
+        """Queue one bundle of ``total_length`` bytes whose data ``chunks`` yields in pieces of any size;
+        returns its transfer ID. The chunks are pulled only as ``data_to_send`` produces segments (a segment's
+        payload may span chunks and is written as those chunks' views, not joined), so memory holds about one
+        output batch of the bundle; the segments and bytes on the wire are those ``start_transfer`` would
+        produce for the joined data. If the chunks fail (an exception) or hold fewer than ``total_length``
+        bytes, the session is terminated: a started transfer cannot be cancelled by its sender."""
+        self._now = now
+        if total_length < 1:
+            raise ValueError("a streamed transfer has at least one byte")
+        tid = self.start_transfer(b"", now, _length=total_length)
+        item = self._tx[tid]
+        item.source = iter(chunks)
+        return tid
+
+    def refuse_transfer(self, transfer_id: int, reason: RefuseReason, now: float) -> None:
+        """Refuse the streamed incoming transfer ``transfer_id`` while its data still arrives (its head is not
+        a valid bundle, the store has no room): XFER_REFUSE now, the rest of its segments are discarded. No
+        ``TransferAborted`` follows (the caller knows)."""
+        self._now = now
+        rx = self._rx
+        if rx is None or rx.transfer_id != transfer_id:
+            if transfer_id in self._pending:
+                self.finish_transfer(transfer_id, reason, now)
+            return
+        self._rx = None
+        self._refuse(transfer_id, reason)
+        self._maybe_finish_ending()
 
     def finish_transfer(self, transfer_id: int, refuse_reason: RefuseReason | None, now: float) -> None:
         """The node's answer for a received bundle: None = committed, acknowledge; else refuse."""
@@ -391,7 +468,7 @@ class TcpclSession:
             raise LocalProtocolError(f"no received transfer {transfer_id} awaits a decision")
         decision.decided = True
         decision.refuse = refuse_reason
-        self._pending_bytes -= decision.length
+        self._pending_bytes -= decision.held
         if refuse_reason is not None:
             self._remember_refused(transfer_id, refuse_reason)
         self._flush_replies()
@@ -633,10 +710,18 @@ class TcpclSession:
         self._remember_refused(transfer_id, reason)
         self._reply(_Reply(transfer_id, 0, 0, reason, decided=True))
 
+    def _drop_rx(self, detail: str) -> None:
+        """Forget the incoming transfer under way (a streamed one: tell the adapter to discard its data)."""
+        rx = self._rx
+        self._rx = None
+        if rx is not None and rx.streaming:
+            self._events.append(TransferAborted(rx.transfer_id, detail))
+
     def _on_segment(self, seg: SegmentView) -> None:
         tid = seg.transfer_id
+        spool = self.config.spool_above_bytes
         if seg.start:
-            self._rx = None  # an unfinished earlier transfer was abandoned by its sender
+            self._drop_rx("the sender started another transfer")  # an unfinished one was abandoned
             if self.state is State.ENDING:
                 self._refuse(tid, RefuseReason.SESSION_TERMINATING)
                 return
@@ -657,7 +742,8 @@ class TcpclSession:
             if declared is not None and declared > self.config.transfer_mru:
                 self._refuse(tid, RefuseReason.NOT_ACCEPTABLE)
                 return
-            self._rx = _Incoming(tid, declared)
+            big = spool is not None and declared is not None and declared > spool
+            self._rx = _Incoming(tid, declared, streaming=big)
         rx = self._rx
         if rx is None or rx.transfer_id != tid:
             previous = self._refused_rx.get(tid)
@@ -669,23 +755,44 @@ class TcpclSession:
         total = rx.received + len(seg.data)
         limit = self.config.transfer_mru if rx.declared_length is None else rx.declared_length
         if total > limit:
-            self._rx = None
+            self._drop_rx("the transfer exceeds its length or the transfer MRU")
             self._refuse(tid, RefuseReason.NOT_ACCEPTABLE)
             return
+        if spool is not None and not rx.streaming and total > spool:
+            rx.streaming = True  # from now on the data goes out as events (what was gathered first)
+            if rx.received:
+                self._events.append(TransferData(tid, 0, rx.value()))
         if not seg.end:
-            rx.append(seg.data)
+            if rx.streaming:
+                self._events.append(TransferData(tid, rx.received, bytes(seg.data)))
+                rx.received = total
+            else:
+                rx.append(seg.data)
+                if total > self.rx_gathered_high_water_bytes:
+                    self.rx_gathered_high_water_bytes = total
             self._reply(_Reply(tid, seg.flags, total, decided=True))
             return
-        self._rx = None
         if rx.declared_length is not None and total != rx.declared_length:
+            self._drop_rx("the transfer ended short of its announced length")
             self._refuse(tid, RefuseReason.NOT_ACCEPTABLE)
+            return
+        self._rx = None
+        if rx.streaming:
+            if len(seg.data):
+                self._events.append(TransferData(tid, rx.received, bytes(seg.data)))
+            reply = _Reply(tid, seg.flags, total)
+            self._pending[tid] = reply
+            self._reply(reply)
+            self._events.append(TransferStreamed(tid, total))
             return
         if rx.buffer is None:  # a one-segment transfer: its only copy
             data = bytes(seg.data)
         else:
             rx.append(seg.data)
             data = rx.value()
-        reply = _Reply(tid, seg.flags, total)
+        if total > self.rx_gathered_high_water_bytes:
+            self.rx_gathered_high_water_bytes = total
+        reply = _Reply(tid, seg.flags, total, held=total)
         self._pending[tid] = reply
         self._reply(reply)
         self._pending_bytes += total
@@ -716,20 +823,56 @@ class TcpclSession:
             if self.state is State.ENDING and not item.started:
                 break  # no new transfer starts once the session is ending
             start = not item.started
-            chunk = item.data[item.offset : item.offset + mtu]
-            end = item.offset + len(chunk) >= item.total
+            if item.source is None:
+                chunks: list[memoryview] = [item.data[item.offset : item.offset + mtu]]
+                size = len(chunks[0])
+            else:
+                size = min(mtu, item.total - item.offset)
+                pulled = self._pull(item, size)
+                if pulled is None:
+                    return  # the session was aborted
+                chunks = pulled
+            end = item.offset + size >= item.total
             flags = (_START if start else 0) | (_END if end else 0)
             extensions = (transfer_length_item(item.total),) if start and not end else ()
-            header = encode_segment_header(flags, item.transfer_id, len(chunk), extensions)
+            header = encode_segment_header(flags, item.transfer_id, size, extensions)
             self._out.append(header)
-            self._out.append(chunk)
-            self._out_bytes += len(header) + len(chunk)
-            item.offset += len(chunk)
+            self._out.extend(chunks)
+            self._out_bytes += len(header) + size
+            item.offset += size
             item.started = True
             if end:
                 self._tx_queue.popleft()
                 item.data = memoryview(b"")  # the bytes are on their way; keep no reference
+                item.source = None
+                item.carry = None
         self._maybe_finish_ending()
+
+    def _pull(self, item: _Outgoing, size: int) -> list[memoryview] | None:
+        """The next ``size`` bytes of a streamed transfer, as views of the chunks its source yields; None after
+        aborting the session because the source failed or ran dry."""
+        assert item.source is not None
+        parts: list[memoryview] = []
+        need = size
+        try:
+            while need:
+                carry = item.carry
+                if carry is None or not len(carry):
+                    chunk = next(item.source, None)
+                    if chunk is None:
+                        raise ValueError(f"its data ended after {item.offset + size - need} of {item.total} bytes")
+                    carry = memoryview(chunk)
+                    if carry.ndim != 1 or carry.format != "B":
+                        carry = carry.cast("B")
+                take = carry[:need]
+                item.carry = carry[len(take):]
+                if len(take):
+                    parts.append(take)
+                need -= len(take)
+        except Exception as exc:  # the bundle's file could not be read: a started transfer cannot be cancelled
+            self._abort(SessTermReason.UNKNOWN, f"transfer {item.transfer_id}: cannot read the bundle: {exc}")
+            return None
+        return parts
 
     def _on_ack(self, ack: XferAck) -> None:
         item = self._tx.get(ack.transfer_id)
@@ -752,6 +895,8 @@ class TcpclSession:
             except ValueError:
                 pass
             item.data = memoryview(b"")
+            item.source = None
+            item.carry = None
         self._events.append(TransferRefused(refuse.transfer_id, refuse.reason))
         self._maybe_finish_ending()
 
@@ -795,9 +940,12 @@ class TcpclSession:
             self._deferred_term = None
         for tid in list(self._tx):
             self._events.append(TransferFailed(tid, detail or "session ended"))
+        for item in self._tx.values():
+            item.source = None
+            item.carry = None
         self._tx.clear()
         self._tx_queue.clear()
-        self._rx = None
+        self._drop_rx(detail or "session ended")
         self._pending.clear()
         self._replies.clear()
         self._pending_bytes = 0
