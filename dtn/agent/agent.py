@@ -703,17 +703,9 @@ class BundleAgent:
         if bundle is None:
             self._release(booking)
             return
-        hop = bundle.hop_count
-        if hop is not None and hop.incremented().exceeded:
-            self._release(booking)
-            self._delete(meta, StatusReason.HOP_LIMIT_EXCEEDED, now, dtn_ms, bundle=bundle)
+        outgoing = self._for_next_hop(meta, bundle, booking, now, dtn_ms)
+        if outgoing is None:
             return
-        outgoing = bundle.with_hop_count_incremented()
-        if self.config.previous_node_block:
-            outgoing = outgoing.with_previous_node(self.node_id)
-        arrived = self._arrival_ms.get(meta.id)
-        if outgoing.bundle_age_ms is not None and arrived is not None:
-            outgoing = outgoing.with_bundle_age_added(max(0, dtn_ms - arrived))
         limits = self._links.get(neighbour, LinkLimits())
         try:
             pieces = [outgoing] if limits.max_bundle_bytes is None else fragment(outgoing, limits.max_bundle_bytes)
@@ -732,6 +724,25 @@ class BundleAgent:
             self._next_transmission_id += 1
             self._transmissions[tid] = meta.id
             self._actions.append(Transmit(tid, neighbour, meta.id, encode_bundle(piece)))
+
+    def _for_next_hop(
+        self, meta: BundleMeta, bundle: Bundle, booking: Booking | None, now: float, dtn_ms: int,
+        *, loaded: bool = True,
+    ) -> Bundle | None:
+        """``bundle`` as it leaves for the next hop (hop count, previous node, bundle age updated), or None when
+        its hop limit is exceeded (then deleted). ``loaded``: ``bundle`` is the whole bundle, not a head."""
+        hop = bundle.hop_count
+        if hop is not None and hop.incremented().exceeded:
+            self._release(booking)
+            self._delete(meta, StatusReason.HOP_LIMIT_EXCEEDED, now, dtn_ms, bundle=bundle if loaded else None)
+            return None
+        outgoing = bundle.with_hop_count_incremented()
+        if self.config.previous_node_block:
+            outgoing = outgoing.with_previous_node(self.node_id)
+        arrived = self._arrival_ms.get(meta.id)
+        if outgoing.bundle_age_ms is not None and arrived is not None:
+            outgoing = outgoing.with_bundle_age_added(max(0, dtn_ms - arrived))
+        return outgoing
 
     def _sent_from_store(self, meta: BundleMeta, neighbour: str) -> bool:
         """Whether ``meta`` is too large to load and is streamed from the store: above the in-memory threshold,
@@ -753,17 +764,9 @@ class BundleAgent:
             self._release(booking)
             return
         bundle = head.bundle
-        hop = bundle.hop_count
-        if hop is not None and hop.incremented().exceeded:
-            self._release(booking)
-            self._delete(meta, StatusReason.HOP_LIMIT_EXCEEDED, now, dtn_ms)
+        outgoing = self._for_next_hop(meta, bundle, booking, now, dtn_ms, loaded=False)
+        if outgoing is None:
             return
-        outgoing = bundle.with_hop_count_incremented()
-        if self.config.previous_node_block:
-            outgoing = outgoing.with_previous_node(self.node_id)
-        arrived = self._arrival_ms.get(meta.id)
-        if outgoing.bundle_age_ms is not None and arrived is not None:
-            outgoing = outgoing.with_bundle_age_added(max(0, dtn_ms - arrived))
         size = encoded_length(outgoing, head.payload_length)
         limit = self._links.get(neighbour, LinkLimits()).max_bundle_bytes
         if limit is not None and size > limit:
@@ -773,7 +776,8 @@ class BundleAgent:
                 meta.id, StatusReason.NO_TIMELY_CONTACT,
                 f"not sent: {size} bytes exceed the link's {limit} and a stored large bundle is not fragmented"))
             return
-        self.store.set_next_hop(meta.id, neighbour)
+        if meta.next_hop is not None and meta.next_hop != neighbour:  # it waited for another neighbour
+            self.store.set_next_hop(meta.id, None)
         subject = Subject(dataclasses.replace(bundle.primary), head.payload_length)
         self._flights[meta.id] = _Flight(neighbour, subject, 1, booking)
         tid = self._next_transmission_id
