@@ -18,6 +18,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
+import heapq
 import logging
 import time
 import tomllib
@@ -144,12 +145,50 @@ class BatchStopped(DtnError):
         self.error = error
 
 
-class _Endpoint:
-    """Bundles waiting for one application endpoint, in arrival order; each is offered until acknowledged."""
+class DeliveryQueue:
+    """Bundles waiting for one application endpoint, offered oldest first; each is offered until acknowledged. An
+    offered bundle is leased to its reader for ``lease_s``, then offered again. Taking the next bundle costs the
+    same however many are leased (a reader with a window of 64 has 64 leased)."""
 
-    def __init__(self) -> None:
-        self.pending: OrderedDict[BundleId, float] = OrderedDict()  # id -> lease end (0: not leased)
+    def __init__(self, lease_s: float) -> None:
+        self.lease_s = lease_s
+        self._order: dict[BundleId, int] = {}  # every bundle waiting here -> its place in arrival order
+        self._next = 0
+        self._ready: list[tuple[int, BundleId]] = []  # heap of the ones not leased (may hold dropped ones)
+        self._leased: OrderedDict[BundleId, float] = OrderedDict()  # id -> lease end, earliest end first
         self.changed = asyncio.Event()
+
+    def add(self, bundle_id: BundleId) -> None:
+        if bundle_id not in self._order:
+            self._order[bundle_id] = self._next
+            heapq.heappush(self._ready, (self._next, bundle_id))
+            self._next += 1
+
+    def take(self, now: float) -> BundleId | None:
+        """The oldest bundle not leased (leases that ended count as not leased), leased from ``now``; or None."""
+        leased = self._leased
+        while leased:
+            bundle_id, lease_end = next(iter(leased.items()))
+            if lease_end > now:
+                break
+            del leased[bundle_id]
+            heapq.heappush(self._ready, (self._order[bundle_id], bundle_id))
+        while self._ready:
+            place, bundle_id = heapq.heappop(self._ready)
+            if self._order.get(bundle_id) == place and bundle_id not in leased:
+                leased[bundle_id] = now + self.lease_s
+                return bundle_id
+        return None
+
+    def drop(self, bundle_id: BundleId) -> None:
+        """Acknowledged or gone: never offered again."""
+        self._order.pop(bundle_id, None)
+        self._leased.pop(bundle_id, None)
+
+    def give_back(self, bundle_id: BundleId) -> None:
+        """Its reader went away: offer it again now, in its place."""
+        if self._leased.pop(bundle_id, None) is not None:
+            heapq.heappush(self._ready, (self._order[bundle_id], bundle_id))
 
 
 async def wait_event(event: asyncio.Event, timeout_s: float | None) -> bool:
@@ -218,7 +257,7 @@ class Node:
         self.listening: list[str] = []
         self._links: dict[str, Link] = {}  # neighbour node ID -> the link we send on
         self._windows: dict[str, asyncio.Semaphore] = {}
-        self._endpoints: dict[str, _Endpoint] = {}
+        self._endpoints: dict[str, DeliveryQueue] = {}
         self._delivery_cache: dict[BundleId, Bundle] = {}  # bundles of Deliver actions, until first delivered
         self._delivery_cache_bytes = 0
         self._reports: OrderedDict[BundleId, list[StatusReport]] = OrderedDict()
@@ -678,8 +717,8 @@ class Node:
                     if self._delivery_cache_bytes + size <= MAX_DELIVERY_CACHE_BYTES:
                         self._delivery_cache[action.bundle_id] = bundle
                         self._delivery_cache_bytes += size
-                endpoint = self._endpoints.setdefault(action.endpoint, _Endpoint())
-                endpoint.pending.setdefault(action.bundle_id, 0.0)
+                endpoint = self._endpoint(action.endpoint)
+                endpoint.add(action.bundle_id)
                 endpoint.changed.set()
             elif isinstance(action, ReportReceived):
                 self._remember_report(action.report)
@@ -871,7 +910,7 @@ class Node:
 
     def register(self, endpoint: str, *, passive: bool = False) -> None:
         eid = str(parse_eid(endpoint))
-        self._endpoints.setdefault(eid, _Endpoint())
+        self._endpoint(eid)
         mode = DeliveryMode.PASSIVE if passive else DeliveryMode.ACTIVE
         self._agent().register(eid, mode, self.clock.now(), self.clock.dtn_ms())
         self._mark_dirty()
@@ -886,27 +925,28 @@ class Node:
         eid = str(parse_eid(endpoint))
         if eid not in self._agent().registrations:
             self.register(eid)
-        queue = self._endpoints.setdefault(eid, _Endpoint())
+        queue = self._endpoint(eid)
         loop = asyncio.get_running_loop()
         deadline = None if timeout_s is None else loop.time() + timeout_s
         while True:
             await self._store_turn()
-            now = time.monotonic()
-            for bundle_id, lease_end in queue.pending.items():
-                if lease_end <= now:
-                    delivery = self._delivery(eid, bundle_id)
-                    if delivery is None:
-                        del queue.pending[bundle_id]
-                        break
-                    queue.pending[bundle_id] = now + DELIVERY_LEASE_S
+            while (bundle_id := queue.take(time.monotonic())) is not None:
+                delivery = self._delivery(eid, bundle_id)
+                if delivery is not None:
                     return delivery
-            else:
-                queue.changed.clear()
-                remaining = None if deadline is None else deadline - loop.time()
-                if remaining is not None and remaining <= 0:
-                    return None
-                wait = DELIVERY_LEASE_S if remaining is None else min(remaining, DELIVERY_LEASE_S)
-                await wait_event(queue.changed, wait)
+                queue.drop(bundle_id)
+            queue.changed.clear()
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return None
+            wait = DELIVERY_LEASE_S if remaining is None else min(remaining, DELIVERY_LEASE_S)
+            await wait_event(queue.changed, wait)
+
+    def _endpoint(self, eid: str) -> DeliveryQueue:
+        queue = self._endpoints.get(eid)
+        if queue is None:
+            queue = self._endpoints[eid] = DeliveryQueue(DELIVERY_LEASE_S)
+        return queue
 
     def _uncache(self, bundle_id: BundleId) -> Bundle | None:
         bundle = self._delivery_cache.pop(bundle_id, None)
@@ -964,7 +1004,7 @@ class Node:
         answers = []
         for bundle_id in bundle_ids:
             if queue is not None:
-                queue.pending.pop(bundle_id, None)
+                queue.drop(bundle_id)
             self._uncache(bundle_id)
             answers.append(agent.delivery_acknowledged(endpoint, bundle_id, now, dtn_ms))
         return answers
@@ -976,8 +1016,7 @@ class Node:
         if queue is None:
             return
         for bundle_id in bundle_ids:
-            if bundle_id in queue.pending:
-                queue.pending[bundle_id] = 0.0
+            queue.give_back(bundle_id)
         queue.changed.set()
 
     async def committed(self) -> None:
