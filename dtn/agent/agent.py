@@ -441,13 +441,38 @@ class BundleAgent:
             )
             return ReceiveResult(Disposition.REFUSED, None, refuse, exc.reason, str(exc))
         bundle_id = bundle.id
+        duplicate = self._duplicate(bundle_id)
+        if duplicate is not None:
+            return duplicate
+        subject = _subject(bundle)
+        self._report(subject, StatusKind.RECEIVED, StatusReason.NO_INFO, now, dtn_ms)
+        rewritten, ended = self._unprocessable_blocks(bundle, subject, now, dtn_ms)
+        if ended is not None:
+            return ended
+        if rewritten is not None:
+            bundle, raw = rewritten, encode_bundle(rewritten)
+        age_ms = bundle.bundle_age_ms or 0
+        meta = self._meta(bundle, len(raw), self._stored_as(bundle), dtn_ms, 1, age_ms=age_ms)
+        ended = self._keep_received(bundle, meta, subject, lambda: self.store.add(meta, bytes(raw)), now, dtn_ms,
+                                    from_node)
+        if ended is not None:
+            return ended
+        self._dispatch(bundle, meta, now, dtn_ms)
+        return ReceiveResult(Disposition.ACCEPTED, bundle_id)
+
+    def _duplicate(self, bundle_id: BundleId) -> ReceiveResult | None:
+        """§5.6: the refusal of a bundle this node has (or had, or is sending), or None."""
         if self.store.is_known(bundle_id) or bundle_id in self._flights:
             self.stats.received_duplicate += 1
             return ReceiveResult(Disposition.REFUSED, bundle_id, RefuseReason.COMPLETED, None, "duplicate bundle")
-        subject = _subject(bundle)
-        self._report(subject, StatusKind.RECEIVED, StatusReason.NO_INFO, now, dtn_ms)
-        # §5.6 step 4: extension blocks this node cannot process.
-        discarded = False
+        return None
+
+    def _unprocessable_blocks(
+        self, bundle: Bundle, subject: Subject, now: float, dtn_ms: int
+    ) -> tuple[Bundle | None, ReceiveResult | None]:
+        """§5.6 step 4, the extension blocks this node cannot process: (the bundle without the blocks that ask to
+        be discarded, or None when none did; the result when a block asks for the bundle's deletion, or None)."""
+        rewritten: Bundle | None = None
         for block in bundle.extension_blocks:
             if block.is_known_type:
                 continue
@@ -456,28 +481,40 @@ class BundleAgent:
             if block.flags & BlockFlag.DELETE_BUNDLE_IF_UNPROCESSABLE:
                 self._report(subject, StatusKind.DELETED, StatusReason.BLOCK_UNSUPPORTED, now, dtn_ms)
                 self._count_deletion(
-                    bundle_id, StatusReason.BLOCK_UNSUPPORTED, f"unsupported block type {block.block_type}"
+                    bundle.id, StatusReason.BLOCK_UNSUPPORTED, f"unsupported block type {block.block_type}"
                 )
-                return ReceiveResult(
+                return None, ReceiveResult(
                     Disposition.ACCEPTED,
-                    bundle_id,
+                    bundle.id,
                     None,
                     StatusReason.BLOCK_UNSUPPORTED,
                     "deleted: unsupported block that asks for deletion",
                 )
             if block.flags & BlockFlag.DISCARD_IF_UNPROCESSABLE:
-                bundle = bundle.without_block(block.number)
-                discarded = True
-        if discarded:
-            raw = encode_bundle(bundle)
-        age_ms = bundle.bundle_age_ms or 0
-        meta = self._meta(bundle, len(raw), self._stored_as(bundle), dtn_ms, 1, age_ms=age_ms)
+                rewritten = (rewritten or bundle).without_block(block.number)
+        return rewritten, None
+
+    def _keep_received(
+        self,
+        bundle: Bundle,
+        meta: BundleMeta,
+        subject: Subject,
+        keep: Callable[[], bool],
+        now: float,
+        dtn_ms: int,
+        from_node: str | None,
+    ) -> ReceiveResult | None:
+        """Store a received bundle (``keep``: False when the store has it already; may raise ``StoreFull``) unless
+        it expired, and note where it came from. The result when it was not kept, or None."""
+        bundle_id = meta.id
         if meta.expiry_dtn_ms <= dtn_ms:
             self._report(subject, StatusKind.DELETED, StatusReason.LIFETIME_EXPIRED, now, dtn_ms)
             self._count_deletion(bundle_id, StatusReason.LIFETIME_EXPIRED, "expired on arrival")
             return ReceiveResult(Disposition.ACCEPTED, bundle_id, None, StatusReason.LIFETIME_EXPIRED, "expired")
         try:
-            self.store.add(meta, bytes(raw))
+            if not keep():
+                self.stats.received_duplicate += 1
+                return ReceiveResult(Disposition.REFUSED, bundle_id, RefuseReason.COMPLETED, None, "duplicate")
         except StoreFull as exc:
             self._report(subject, StatusKind.DELETED, StatusReason.DEPLETED_STORAGE, now, dtn_ms)
             self._count_deletion(bundle_id, StatusReason.DEPLETED_STORAGE, str(exc))
@@ -490,8 +527,7 @@ class BundleAgent:
         elif bundle.previous_node is not None:
             self._came_from[bundle_id] = str(bundle.previous_node)
         self._note_expiry(meta.expiry_dtn_ms)
-        self._dispatch(bundle, meta, now, dtn_ms)
-        return ReceiveResult(Disposition.ACCEPTED, bundle_id)
+        return None
 
     # --- dispatch (§5.3) ---------------------------------------------------------------------------------
 
@@ -804,51 +840,22 @@ class BundleAgent:
         self.stats.received += 1
         bundle = head.bundle
         bundle_id = head.id
-        if self.store.is_known(bundle_id) or bundle_id in self._flights:
-            self.stats.received_duplicate += 1
-            return ReceiveResult(Disposition.REFUSED, bundle_id, RefuseReason.COMPLETED, None, "duplicate bundle")
+        duplicate = self._duplicate(bundle_id)
+        if duplicate is not None:
+            return duplicate
         subject = Subject(dataclasses.replace(bundle.primary), head.payload_length)
         self._report(subject, StatusKind.RECEIVED, StatusReason.NO_INFO, now, dtn_ms)
-        rewritten: Bundle | None = None
-        for block in bundle.extension_blocks:  # §5.6 step 4, as in ``receive``
-            if block.is_known_type:
-                continue
-            if block.flags & BlockFlag.REPORT_IF_UNPROCESSABLE:
-                self._report(subject, StatusKind.RECEIVED, StatusReason.BLOCK_UNSUPPORTED, now, dtn_ms)
-            if block.flags & BlockFlag.DELETE_BUNDLE_IF_UNPROCESSABLE:
-                self._report(subject, StatusKind.DELETED, StatusReason.BLOCK_UNSUPPORTED, now, dtn_ms)
-                self._count_deletion(
-                    bundle_id, StatusReason.BLOCK_UNSUPPORTED, f"unsupported block type {block.block_type}"
-                )
-                return ReceiveResult(Disposition.ACCEPTED, bundle_id, None, StatusReason.BLOCK_UNSUPPORTED,
-                                     "deleted: unsupported block that asks for deletion")
-            if block.flags & BlockFlag.DISCARD_IF_UNPROCESSABLE:
-                rewritten = (rewritten or bundle).without_block(block.number)
+        rewritten, ended = self._unprocessable_blocks(bundle, subject, now, dtn_ms)
+        if ended is not None:
+            return ended
         size = head.encoded_length if rewritten is None else encoded_length(rewritten, head.payload_length)
         meta = dataclasses.replace(
             self._meta(bundle, size, self._stored_as(bundle), dtn_ms, 1, age_ms=bundle.bundle_age_ms or 0),
             id=bundle_id,
         )
-        if meta.expiry_dtn_ms <= dtn_ms:
-            self._report(subject, StatusKind.DELETED, StatusReason.LIFETIME_EXPIRED, now, dtn_ms)
-            self._count_deletion(bundle_id, StatusReason.LIFETIME_EXPIRED, "expired on arrival")
-            return ReceiveResult(Disposition.ACCEPTED, bundle_id, None, StatusReason.LIFETIME_EXPIRED, "expired")
-        try:
-            if not keep(meta, rewritten):
-                self.stats.received_duplicate += 1
-                return ReceiveResult(Disposition.REFUSED, bundle_id, RefuseReason.COMPLETED, None, "duplicate")
-        except StoreFull as exc:
-            self._report(subject, StatusKind.DELETED, StatusReason.DEPLETED_STORAGE, now, dtn_ms)
-            self._count_deletion(bundle_id, StatusReason.DEPLETED_STORAGE, str(exc))
-            return ReceiveResult(
-                Disposition.REFUSED, bundle_id, RefuseReason.NO_RESOURCES, StatusReason.DEPLETED_STORAGE, str(exc)
-            )
-        self._arrival_ms[bundle_id] = dtn_ms
-        if from_node is not None:
-            self._came_from[bundle_id] = from_node
-        elif bundle.previous_node is not None:
-            self._came_from[bundle_id] = str(bundle.previous_node)
-        self._note_expiry(meta.expiry_dtn_ms)
+        ended = self._keep_received(bundle, meta, subject, lambda: keep(meta, rewritten), now, dtn_ms, from_node)
+        if ended is not None:
+            return ended
         if not self._is_local(bundle.primary.destination):
             self._forward(meta, now, dtn_ms)  # stored FORWARD_PENDING (``_stored_as``)
         elif bundle.is_fragment:  # a fragment is read whole for reassembly, as the in-memory path does
