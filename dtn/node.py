@@ -56,6 +56,7 @@ from dtn.routing.plan_router import PlanRouter, route_info_to_json
 from dtn.routing.static import StaticRouter, rule
 from dtn.spool import FileSpool, SpoolError, clear_spool_directory
 from dtn.storage.base import ANY_CONSTRAINT, BundleMeta, BundleStore, Constraint
+from dtn.storage.payloads import read_range
 from dtn.storage.sql import open_store
 
 log = logging.getLogger("dtn.node")
@@ -114,14 +115,8 @@ class StoredPayload:
         except KeyError:
             raise DtnError(f"bundle {self.bundle_id} is no longer stored") from None
         with stream:
-            stream.seek(self.offset)
-            remaining = self.length
-            while remaining:
-                data = stream.read(min(chunk_bytes, remaining))
-                if not data:
-                    raise DtnError(f"the stored copy of bundle {self.bundle_id} is truncated")
-                remaining -= len(data)
-                yield data
+            yield from read_range(stream, self.offset, self.length, chunk_bytes,
+                                  f"the stored copy of bundle {self.bundle_id}")
 
 
 @dataclass(frozen=True, slots=True)

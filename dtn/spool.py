@@ -23,7 +23,7 @@ from dtn.bundle.reasons import StatusReason
 from dtn.bundle.stream import BundleHead, NeedMoreData, PayloadCrcCheck, decode_head
 from dtn.convergence.base import RefuseReason
 from dtn.errors import DecodeError, DtnError
-from dtn.storage.payloads import TEMP_PREFIX
+from dtn.storage.payloads import TEMP_PREFIX, read_range
 
 #: A head (everything before the payload data) longer than this is refused.
 MAX_HEAD_BYTES = 1 << 20
@@ -147,14 +147,7 @@ class FileSpool:
         head = self.head
         assert head is not None and self._done
         with open(self.path, "rb") as f:
-            f.seek(head.payload_offset)
-            remaining = head.payload_length
-            while remaining:
-                data = f.read(min(CHUNK_BYTES, remaining))
-                if not data:
-                    raise DtnError(f"{self.path} is truncated")
-                remaining -= len(data)
-                yield data
+            yield from read_range(f, head.payload_offset, head.payload_length, CHUNK_BYTES, str(self.path))
 
     def file_chunks(self) -> Iterator[bytes]:
         """The whole bundle read back from the file (after ``finish``), in pieces."""

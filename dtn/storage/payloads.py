@@ -23,11 +23,11 @@ import io
 import os
 import secrets
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from dtn.errors import StoreError
+from dtn.errors import DtnError, StoreError
 
 TEMP_PREFIX = ".tmp-"
 SUFFIX = ".bundle"
@@ -38,6 +38,19 @@ SYNC_THREADS = 8
 SPARE_FILES = 64
 SPARE_MAX_BYTES = 4 << 20
 SPARE_PREFIX = TEMP_PREFIX + "spare-"
+
+
+def read_range(stream: BinaryIO, offset: int, length: int, chunk_bytes: int, what: str) -> Iterator[bytes]:
+    """``length`` bytes of ``stream`` from ``offset``, in pieces of at most ``chunk_bytes``; ``DtnError`` naming
+    ``what`` when the stream ends before."""
+    stream.seek(offset)
+    remaining = length
+    while remaining:
+        data = stream.read(min(chunk_bytes, remaining))
+        if not data:
+            raise DtnError(f"{what} is truncated")
+        remaining -= len(data)
+        yield data
 
 
 def os_error_message(exc: OSError, what: str) -> str:
