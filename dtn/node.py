@@ -18,8 +18,10 @@ import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import heapq
 import logging
+import secrets
 import time
 import tomllib
 from collections import OrderedDict
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from dtn import __version__
-from dtn.agent.actions import BundleDeleted, Deliver, ReportReceived, Transmit
+from dtn.agent.actions import Assemble, BundleDeleted, Deliver, ReportReceived, Transmit
 from dtn.agent.agent import AgentConfig, BundleAgent
 from dtn.agent.heads import read_head
 from dtn.agent.registrations import DeliveryMode
@@ -56,7 +58,7 @@ from dtn.routing.plan_router import PlanRouter, route_info_to_json
 from dtn.routing.static import StaticRouter, rule
 from dtn.spool import FileSpool, SpoolError, clear_spool_directory
 from dtn.storage.base import ANY_CONSTRAINT, BundleMeta, BundleStore, Constraint
-from dtn.storage.payloads import read_range
+from dtn.storage.payloads import TEMP_PREFIX, read_range
 from dtn.storage.sql import open_store
 
 log = logging.getLogger("dtn.node")
@@ -186,6 +188,26 @@ class DeliveryQueue:
             heapq.heappush(self._ready, (self._order[bundle_id], bundle_id))
 
 
+def write_assembly(store: BundleStore, action: Assemble, path: Path) -> None:
+    """Carry out ``Assemble`` into the file ``path``: the whole bundle's head, then its ADU read from the stored
+    fragments one at a time (run in a worker thread; the store serialises its use). ``KeyError`` when a fragment
+    is gone, ``DtnError`` when one cannot be read back."""
+
+    def adu() -> Iterator[memoryview]:
+        for piece_id, skip, take in action.pieces:
+            raw = store.raw(piece_id)
+            try:
+                piece = decode_bundle(raw, max_bytes=len(raw))
+            except DecodeError as exc:
+                raise DtnError(f"fragment {piece_id} cannot be read back: {exc}") from exc
+            del raw
+            yield memoryview(piece.payload)[skip : skip + take]
+
+    with open(path, "wb") as out:
+        for chunk in encode_bundle_stream(action.head, action.payload_length, adu()):
+            out.write(chunk)
+
+
 async def wait_event(event: asyncio.Event, timeout_s: float | None) -> bool:
     """Wait for ``event`` at most ``timeout_s``; True if it was set. (Not ``asyncio.wait_for``, which in Python
     3.11 can swallow a cancellation that arrives as the event is set.)"""
@@ -306,6 +328,8 @@ class Node:
             agent_config = dataclasses.replace(
                 agent_config, reassemble_in_memory_bytes=self.config.fragment_payload_bytes
             )
+        if isinstance(getattr(self.store, "payload_dir", None), Path):  # large reassembly off the event loop
+            agent_config = dataclasses.replace(agent_config, assemble_in_runtime=True)
         self.agent = BundleAgent(agent_config, self.store, self.router)
         store = self.store
         if getattr(store, "thread_safe_commit", False) and getattr(store, "commit_waits_for_disk", True):
@@ -720,6 +744,44 @@ class Node:
             elif isinstance(action, BundleDeleted):
                 self._uncache(action.bundle_id)
                 log.info("deleted %s: %s %s", action.bundle_id, action.reason.name.lower(), action.detail)
+            elif isinstance(action, Assemble):
+                task = asyncio.create_task(self._assemble(action), name=f"dtn-assemble {action.meta.id}")
+                self._send_tasks.add(task)
+                task.add_done_callback(self._send_tasks.discard)
+
+    async def _assemble(self, action: Assemble) -> None:
+        """Write a large bundle reassembled from its stored fragments to a file in a worker thread (the node goes
+        on meanwhile), then give it to the agent, which stores it in place of the fragments."""
+        store = self.store
+        assert store is not None
+        bundle_id = action.meta.id
+        path = self._spool_directory() / f"{TEMP_PREFIX}assemble-{secrets.token_hex(8)}"
+        log.info("reassembling %s: %d payload bytes from %d pieces", bundle_id, action.payload_length,
+                 len(action.pieces))
+        started = time.monotonic()
+        try:
+            written = True
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, write_assembly, store, action, path)
+            except (DtnError, OSError, KeyError) as exc:
+                log.warning("could not reassemble %s (its fragments stay): %s", bundle_id, exc)
+                written = False
+            await self._store_turn()
+
+            def keep(meta: BundleMeta) -> bool:
+                add_file = getattr(store, "add_file", None)
+                if add_file is not None:
+                    return bool(add_file(meta, path))
+                with open(path, "rb") as f:
+                    return store.add_stream(meta, iter(functools.partial(f.read, 1 << 20), b""))
+
+            kept = self._agent().assembled(bundle_id, keep if written else None, self.clock.now(),
+                                           self.clock.dtn_ms())
+            await self._committed()
+            if kept:
+                log.info("reassembled %s in %.1f s", bundle_id, time.monotonic() - started)
+        finally:
+            path.unlink(missing_ok=True)
 
     async def _transmit(self, action: Transmit) -> None:
         try:

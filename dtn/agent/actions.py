@@ -12,6 +12,7 @@ from dtn.bundle.admin import StatusReport
 from dtn.bundle.bundle import Bundle
 from dtn.bundle.ids import BundleId
 from dtn.bundle.reasons import StatusReason
+from dtn.storage.base import BundleMeta
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,4 +68,17 @@ class BundleDeleted:
     detail: str = ""
 
 
-Action = Transmit | Deliver | ReportReceived | BundleDeleted
+@dataclass(frozen=True, slots=True)
+class Assemble:
+    """Write the whole bundle ``meta`` — a large ADU whose fragments are all stored — to a file: ``head`` (every
+    block, the payload's data empty) with the ADU as payload, read from ``pieces`` (fragment id, offset into its
+    payload, length; in ADU order). It takes seconds for a large ADU, so the runtime does it off its event loop,
+    then gives the file to ``BundleAgent.assembled``."""
+
+    meta: BundleMeta
+    head: Bundle
+    payload_length: int
+    pieces: tuple[tuple[BundleId, int, int], ...]
+
+
+Action = Transmit | Deliver | ReportReceived | BundleDeleted | Assemble

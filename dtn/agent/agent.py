@@ -23,7 +23,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 
-from dtn.agent.actions import Action, BundleDeleted, Deliver, ReportReceived, StreamedBundle, Transmit
+from dtn.agent.actions import (
+    Action,
+    Assemble,
+    BundleDeleted,
+    Deliver,
+    ReportReceived,
+    StreamedBundle,
+    Transmit,
+)
 from dtn.agent.heads import read_head
 from dtn.agent.registrations import DeliveryMode, Registrations
 from dtn.agent.reports import StatusKind, Subject, report_about
@@ -82,6 +90,9 @@ class AgentConfig:
     #: A bundle reassembled from fragments whose ADU is larger than this is written to the store piece by piece
     #: and never held in memory (nor is it decoded whole again: its head is enough).
     reassemble_in_memory_bytes: int = 16 * 1024 * 1024
+    #: Leave the writing of such a bundle to the runtime (``Assemble``, then ``assembled``) instead of writing it
+    #: to the store within the call that completed it.
+    assemble_in_runtime: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +169,7 @@ class BundleAgent:
         self._actions: deque[Action] = deque()
         self._links: dict[str, LinkLimits] = {}
         self._flights: dict[BundleId, _Flight] = {}
+        self._assembling: dict[BundleId, tuple[list[BundleMeta], BundleMeta]] = {}  # whole id -> fragments, meta
         self._transmissions: dict[int, BundleId] = {}
         self._next_transmission_id = 1
         self._wakeups: list[tuple[int, int, BundleId]] = []  # (dtn_ms, tie, id): WaitUntil and retries
@@ -191,9 +203,12 @@ class BundleAgent:
         """After a restart: pick every stored bundle up where it was. Returns how many bundles were resumed."""
         self._tick(now, dtn_ms)
         count = 0
+        waiting_fragments: dict[BundleId, BundleMeta] = {}  # whole id -> one of its fragments
         for meta in self.store.with_constraint(ANY_CONSTRAINT):
             count += 1
             self._note_expiry(meta.expiry_dtn_ms)
+            if meta.constraints & Constraint.REASSEMBLY_PENDING and meta.id.is_fragment:
+                waiting_fragments.setdefault(meta.id.whole(), meta)
             if meta.constraints & Constraint.DISPATCH_PENDING:
                 if meta.size_bytes > self.config.reassemble_in_memory_bytes and not meta.id.is_fragment:
                     if self._is_local(parse_eid(meta.destination)):  # reassembled here before the restart
@@ -204,6 +219,10 @@ class BundleAgent:
                     self._dispatch(bundle, meta, now, dtn_ms)
             elif meta.constraints & Constraint.FORWARD_PENDING:
                 self._forward(meta, now, dtn_ms)
+        for meta in waiting_fragments.values():  # complete sets whose reassembly a restart interrupted
+            fragment = self._load(meta.id)
+            if fragment is not None:
+                self._deliver_locally(fragment, meta, now, dtn_ms)
         self.handle_timer(now, dtn_ms)
         return count
 
@@ -603,6 +622,13 @@ class BundleAgent:
         if plan is None:
             return None
         priority = max(m.priority for m in pieces)
+        if total > self.config.reassemble_in_memory_bytes and self.config.assemble_in_runtime:
+            if whole_id not in self._assembling:
+                head = self._assembly_head(bundle, plan, total, dtn_ms, priority)
+                if head is not None:
+                    self._assembling[whole_id] = (pieces, head[1])
+                    self._actions.append(Assemble(head[1], head[0], total, tuple(plan)))
+            return None
         if total > self.config.reassemble_in_memory_bytes:
             meta = self._reassemble_streamed(bundle, plan, total, dtn_ms, priority)
             result: tuple[Bundle, BundleMeta] | BundleMeta | None = meta
@@ -622,14 +648,50 @@ class BundleAgent:
         self.stats.reassembled += 1
         return result
 
-    def _reassemble_streamed(
+    def _assembly_head(
         self, bundle: Bundle, plan: list[tuple[BundleId, int, int]], total: int, dtn_ms: int, priority: int
-    ) -> BundleMeta | None:
+    ) -> tuple[Bundle, BundleMeta] | None:
+        """The whole bundle's head (its blocks from the first fragment, the payload's data empty) and meta."""
         first = bundle if bundle.id == plan[0][0] else self._load(plan[0][0])
         if first is None:
             return None
         template = Bundle(whole_primary(first.primary), (*first.blocks[:-1], first.blocks[-1].with_data(b"")))
-        del first
+        meta = self._meta(template, encoded_size(template, total), Constraint.DISPATCH_PENDING, dtn_ms, priority)
+        return template, meta
+
+    def assembled(self, bundle_id: BundleId, keep: Callable[[BundleMeta], bool] | None, now: float,
+                  dtn_ms: int) -> bool:
+        """The runtime carried out ``Assemble`` for the whole bundle ``bundle_id``: ``keep(meta)`` stores the file
+        it wrote (False for a bundle stored already; may raise ``StoreFull``), None when writing failed (the
+        fragments stay; the next one to arrive, or a restart, tries again). True when the bundle is stored: its
+        fragments are deleted and it is held for its endpoint."""
+        self._tick(now, dtn_ms)
+        assembling = self._assembling.pop(bundle_id, None)
+        if assembling is None or keep is None:
+            return False
+        pieces, meta = assembling
+        # a fragment may have expired meanwhile: then so has the whole bundle
+        if meta.expiry_dtn_ms <= dtn_ms or any(self.store.get(piece.id) is None for piece in pieces):
+            return False
+        try:
+            if not keep(meta):
+                return False
+        except StoreFull as exc:
+            self._count_deletion(bundle_id, StatusReason.DEPLETED_STORAGE, f"not reassembled: {exc}")
+            return False
+        for piece in pieces:
+            self.store.delete(piece.id)
+        self.stats.reassembled += 1
+        self._hold_large(meta, now, dtn_ms)
+        return True
+
+    def _reassemble_streamed(
+        self, bundle: Bundle, plan: list[tuple[BundleId, int, int]], total: int, dtn_ms: int, priority: int
+    ) -> BundleMeta | None:
+        head = self._assembly_head(bundle, plan, total, dtn_ms, priority)
+        if head is None:
+            return None
+        template, meta = head
 
         def adu() -> Iterator[bytes | memoryview]:
             for piece_id, skip, take in plan:
@@ -638,7 +700,6 @@ class BundleAgent:
                     raise ReassemblyError(f"fragment {piece_id} of {template.id} cannot be read back")
                 yield memoryview(piece.payload)[skip : skip + take]
 
-        meta = self._meta(template, encoded_size(template, total), Constraint.DISPATCH_PENDING, dtn_ms, priority)
         try:
             added = self.store.add_stream(meta, encode_bundle_stream(template, total, adu()))
         except (ReassemblyError, StoreFull):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dtn.agent.actions import BundleDeleted, Deliver, ReportReceived, Transmit
+from dtn.agent.actions import Assemble, BundleDeleted, Deliver, ReportReceived, Transmit
 from dtn.agent.agent import AgentConfig, BundleAgent, ReceiveResult
 from dtn.agent.registrations import DeliveryMode
 from dtn.bundle.codec import decode_bundle
@@ -25,6 +25,7 @@ class Node:
     reports: list[ReportReceived] = field(default_factory=list)
     deleted: list[BundleDeleted] = field(default_factory=list)
     results: list[ReceiveResult] = field(default_factory=list)
+    assembles: list[Assemble] = field(default_factory=list)  # left for the test to carry out
     auto_ack: bool = True
 
 
@@ -91,6 +92,8 @@ class Net:
                     node.reports.append(action)
                 elif isinstance(action, BundleDeleted):
                     node.deleted.append(action)
+                elif isinstance(action, Assemble):
+                    node.assembles.append(action)
         return busy
 
     def run(self, *, until_s: float | None = None, max_steps: int = 10_000) -> None:

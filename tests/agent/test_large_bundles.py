@@ -4,19 +4,22 @@ the whole: the agent's side of relaying a file larger than memory."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
+from dtn.agent.actions import Assemble
 from dtn.agent.agent import FragmentedSubmission
 from dtn.agent.heads import read_head
 from dtn.bundle.codec import decode_bundle
 from dtn.bundle.file_name import FILE_NAME_BLOCK_TYPE, read_file_name
 from dtn.bundle.flags import BundleFlag
 from dtn.bundle.ids import BundleId
+from dtn.node import write_assembly
 from dtn.storage.base import Constraint
 from dtn.storage.memory import MemoryBundleStore
 
-from .harness import Net
+from .harness import Net, Node
 
 PIECE = 1000
 
@@ -142,3 +145,68 @@ def test_a_piece_outside_the_adu_is_refused_and_nothing_is_stored() -> None:
     with pytest.raises(ValueError, match="outside"):
         submit(net, submission, b"y" * 3000, [1000])
     assert len(net.nodes["ipn:1.0"].store) == 0
+
+
+def assemble_action(node: Node) -> Assemble:
+    """The one Assemble action the agent asked for since the last call."""
+    (action,) = node.assembles
+    node.assembles.clear()
+    return action
+
+
+def test_with_assembly_in_the_runtime_the_fragments_wait_for_the_written_bundle(tmp_path: Path) -> None:
+    net = Net()
+    net.add("ipn:1.0", [("ipn:3.*", "ipn:3.0")])
+    receiver = net.add("ipn:3.0", [], reassemble_in_memory_bytes=2_000, assemble_in_runtime=True)
+    net.connect("ipn:1.0", "ipn:3.0")
+    net.register("ipn:3.0", "ipn:3.1")
+    adu = random.Random(4).randbytes(5_555)
+    submission = begin(net, adu, file_name="f")
+    offsets = list(range(0, len(adu), PIECE))
+    submit(net, submission, adu, offsets)
+    net.run()  # the fragments cross; the last one completes the ADU: the agent asks for the assembly
+    action = assemble_action(receiver)
+    assert action.meta.id == submission.bundle_id and action.payload_length == len(adu)
+    assert len(receiver.store) == len(offsets), "the fragments stay until the whole bundle is stored"
+    now, ms = net.clock.now(), net.clock.dtn_ms()
+    # writing failed: nothing changes; a fragment arriving again (or a restart) asks again
+    assert not receiver.agent.assembled(action.meta.id, None, now, ms)
+    assert len(receiver.store) == len(offsets) and receiver.agent.stats.reassembled == 0
+    path = tmp_path / "whole.bundle"
+    write_assembly(receiver.store, action, path)
+    assert not receiver.agent.assembled(action.meta.id, lambda meta: True, now, ms), "no longer asked for"
+    first = receiver.store.fragments_of(submission.bundle_id)[0]
+    receiver.agent.receive(receiver.store.raw(first.id), now, ms)  # a duplicate: refused, nothing asked
+    net.run()
+    assert receiver.assembles == []
+
+    def keep(meta: object) -> bool:
+        with open(path, "rb") as f:
+            return receiver.store.add_stream(meta, [f.read()])  # type: ignore[arg-type]
+
+    receiver.agent.resume(now, ms)  # as after a restart: the complete fragments are assembled again
+    net.run()
+    action = assemble_action(receiver)
+    assert receiver.agent.assembled(action.meta.id, keep, now, ms)
+    assert receiver.agent.stats.reassembled == 1
+    net.run()
+    assert receiver.inbox == {"ipn:3.1": [adu]}
+    assert len(receiver.store) == 0
+
+
+def test_an_assembly_that_outlives_its_fragments_is_dropped(tmp_path: Path) -> None:
+    net = Net()
+    net.add("ipn:1.0", [("ipn:3.*", "ipn:3.0")])
+    receiver = net.add("ipn:3.0", [], reassemble_in_memory_bytes=2_000, assemble_in_runtime=True)
+    net.connect("ipn:1.0", "ipn:3.0")
+    adu = random.Random(5).randbytes(3_000)
+    submission = begin(net, adu, lifetime_ms=60_000)
+    submit(net, submission, adu, list(range(0, len(adu), PIECE)))
+    net.run()
+    action = assemble_action(receiver)
+    path = tmp_path / "whole.bundle"
+    write_assembly(receiver.store, action, path)
+    net.run(until_s=net.clock.now() + 120)  # the fragments expire meanwhile
+    assert len(receiver.store) == 0
+    assert not receiver.agent.assembled(action.meta.id, lambda meta: True, net.clock.now(), net.clock.dtn_ms())
+    assert receiver.agent.stats.reassembled == 0

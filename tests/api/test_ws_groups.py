@@ -81,7 +81,7 @@ async def test_ready_deliveries_go_out_in_groups_within_the_window(api: Served) 
 
 
 async def test_the_client_takes_groups_apart_and_large_payloads_come_alone(tmp_path: Path) -> None:
-    """The large payload (reassembled into the store) comes alone between two groups of small ones."""
+    """Small payloads in groups, the large one (reassembled into the store) alone, each intact."""
     node = await serve(tmp_path, {"node_id": "ipn:1", "data_dir": "n1", "fragment_payload_bytes": PIECE})
     try:
         large = random.Random(3).randbytes(3 * PIECE + 5)
@@ -95,6 +95,7 @@ async def test_the_client_takes_groups_apart_and_large_payloads_come_alone(tmp_p
                 if len(got) == len(sent):
                     await deliveries.ack_many(sent)
                     break
-        assert got == list(zip(sent, payloads, strict=True))
+        # the large one is reassembled off the event loop: it may come after the small ones sent after it
+        assert len(got) == len(sent) and dict(got) == dict(zip(sent, payloads, strict=True))
     finally:
         await shut(node)
