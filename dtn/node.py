@@ -42,12 +42,12 @@ from dtn.bundle.eid import parse_eid
 from dtn.bundle.file_name import FILE_NAME_BLOCK_TYPE, read_file_name
 from dtn.bundle.flags import BundleFlag
 from dtn.bundle.ids import BundleId
-from dtn.bundle.stream import encode_bundle_stream
+from dtn.bundle.stream import BundleStreamEncoder, encode_bundle_stream
 from dtn.clock import Clock, ScaledClock, SystemClock, datetime_to_dtn_ms, parse_utc
 from dtn.config import NodeConfig
 from dtn.contact_schedule import ContactSchedule, clock_rate
 from dtn.convergence.base import BundleSpool, ConvergenceLayer, Link, LinkLimits, Outcome, RefuseReason, SendResult
-from dtn.errors import DecodeError, DtnError
+from dtn.errors import DecodeError, DtnError, StoreFull
 from dtn.routing.base import Priority
 from dtn.routing.cgr import RouteMethod
 from dtn.routing.cgr_router import CgrConfig
@@ -57,7 +57,7 @@ from dtn.routing.plan_files import detect_format, parse_plan
 from dtn.routing.plan_router import PlanRouter, route_info_to_json
 from dtn.routing.static import StaticRouter, rule
 from dtn.spool import FileSpool, SpoolError, clear_spool_directory
-from dtn.storage.base import ANY_CONSTRAINT, BundleMeta, BundleStore, Constraint
+from dtn.storage.base import ANY_CONSTRAINT, BundleMeta, BundleStore, Constraint, quota_message
 from dtn.storage.payloads import TEMP_PREFIX, read_range
 from dtn.storage.sql import open_store
 
@@ -412,6 +412,11 @@ class Node:
         return cl
 
     # --- bundles larger than memory (TCPCL transfers spooled to files, transmissions streamed from files) -------
+
+    @property
+    def in_memory_bundle_bytes(self) -> int:
+        """Bundles larger than this are never held whole (written to and read from the store's files)."""
+        return self._in_memory_bundle_bytes()
 
     def _in_memory_bundle_bytes(self) -> int:
         """Bundles larger than this are never held whole: received into a file, sent from the store's file."""
@@ -964,6 +969,65 @@ class Node:
             raise
         await self._committed()
         return submission.bundle_id
+
+    async def send_large(
+        self,
+        destination: str,
+        total_bytes: int,
+        chunks: AsyncIterable[bytes | bytearray | memoryview],
+        *,
+        source: str | None = None,
+        lifetime_ms: int = 86_400_000,
+        report_to: str | None = None,
+        reports: frozenset[str] = frozenset(),
+        priority: int = 1,
+        hop_limit: int | None = None,
+        file_name: str | None = None,
+    ) -> BundleId:
+        """Send a ``total_bytes`` payload read from ``chunks`` as ONE bundle that is never in memory (for a node
+        that does not fragment at the source, ``fragment_payload_bytes = 0``): it is written to a file in the
+        store's payload directory as the chunks come, then stored and forwarded from the file. Returns its id
+        once it is durably stored. ``ValueError`` for a bundle over ``max_bundle_bytes`` or a short or long
+        body, ``StoreFull`` when it does not fit; nothing is kept then."""
+        await self._store_turn()
+        agent = self._agent()
+        submission = agent.begin_large(
+            destination, total_bytes, self.clock.now(), self.clock.dtn_ms(), source=source, report_to=report_to,
+            lifetime_ms=lifetime_ms, flags=report_flags(reports), hop_limit=hop_limit, priority=priority,
+            file_name=file_name,
+        )
+        size = submission.meta.size_bytes
+        if size > self.config.max_bundle_bytes:
+            raise ValueError(f"bundle of {size} bytes exceeds this node's limit of {self.config.max_bundle_bytes} "
+                             "(max_bundle_bytes)")
+        store = self.store
+        assert store is not None
+        quota = store.quota_bytes
+        if quota is not None and store.bytes_used + size > quota:
+            raise StoreFull(quota_message(store.bytes_used, quota, size, submission.meta.id))
+        encoder = BundleStreamEncoder(submission.head, total_bytes)
+        path = self._spool_directory() / f"{TEMP_PREFIX}send-{secrets.token_hex(8)}"
+        try:
+            with open(path, "wb") as out:
+                out.write(encoder.head)
+                async for chunk in chunks:
+                    if len(chunk):
+                        out.write(encoder.payload(chunk))
+                out.write(encoder.end())
+            await self._store_turn()
+
+            def keep(meta: BundleMeta) -> bool:
+                add_file = getattr(store, "add_file", None)
+                if add_file is not None:
+                    return bool(add_file(meta, path))
+                with open(path, "rb") as f:
+                    return store.add_stream(meta, iter(functools.partial(f.read, 1 << 20), b""))
+
+            bundle_id = agent.submit_large(submission, keep, self.clock.now(), self.clock.dtn_ms())
+        finally:
+            path.unlink(missing_ok=True)
+        await self._committed()
+        return bundle_id
 
     def register(self, endpoint: str, *, passive: bool = False) -> None:
         eid = str(parse_eid(endpoint))

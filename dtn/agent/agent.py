@@ -106,6 +106,15 @@ class FragmentedSubmission:
     priority: int
 
 
+@dataclass(frozen=True, slots=True)
+class LargeSubmission:
+    """An application's ADU too large for memory sent as ONE bundle (no fragmentation): ``BundleAgent.begin_large``
+    then ``submit_large`` once the runtime has written ``head`` with the payload to a file."""
+
+    head: Bundle  # the bundle with an empty payload
+    meta: BundleMeta  # as it will be stored (its size counts the payload)
+
+
 class Disposition(Enum):
     ACCEPTED = "accepted"
     REFUSED = "refused"
@@ -344,6 +353,53 @@ class BundleAgent:
                 break
         self.stats.created += 1
         return FragmentedSubmission(whole_id, total_bytes, template, priority)
+
+    def begin_large(
+        self,
+        destination: Eid | str,
+        payload_length: int,
+        now: float,
+        dtn_ms: int,
+        *,
+        source: Eid | str | None = None,
+        report_to: Eid | str | None = None,
+        lifetime_ms: int = 86_400_000,
+        flags: BundleFlag | int = 0,
+        hop_limit: int | None = None,
+        priority: int = 1,
+        file_name: str | None = None,
+    ) -> LargeSubmission:
+        """Start sending a ``payload_length`` ADU as one bundle that is never in memory: the runtime writes
+        ``head`` and the payload to a file (``encode_bundle_stream``) and gives it to ``submit_large``; nothing is
+        stored before. Raises like ``submit``."""
+        self._tick(now, dtn_ms)
+        dest, src, rpt, bundle_flags = self._application_fields(destination, source, report_to, flags)
+        while True:
+            head = self._new_bundle(dest, b"", dtn_ms, source=src, report_to=rpt, lifetime_ms=lifetime_ms,
+                                    flags=bundle_flags, hop_limit=hop_limit, file_name=file_name)
+            if not self.store.is_known(head.id):
+                break
+        size = encoded_length(head, payload_length)
+        return LargeSubmission(head, self._meta(head, size, self._stored_as(head), dtn_ms, priority))
+
+    def submit_large(
+        self, submission: LargeSubmission, keep: Callable[[BundleMeta], bool], now: float, dtn_ms: int
+    ) -> BundleId:
+        """Store the bundle of ``begin_large`` (``keep(meta)`` puts the runtime's file into the store: False when
+        the id is taken, and it may raise ``StoreFull``) and dispatch it: forwarded streamed from the store, or
+        held for a local endpoint. Raises ``StoreFull`` or ``ValueError`` without storing anything."""
+        self._tick(now, dtn_ms)
+        meta = submission.meta
+        if not keep(meta):
+            raise ValueError(f"bundle {meta.id} is stored already")
+        self.stats.created += 1
+        self._arrival_ms[meta.id] = dtn_ms
+        self._note_expiry(meta.expiry_dtn_ms)
+        if self._is_local(submission.head.primary.destination):
+            self._hold_large(meta, now, dtn_ms)
+        else:
+            self._forward(meta, now, dtn_ms)
+        return meta.id
 
     def submit_fragment(
         self, submission: FragmentedSubmission, offset: int, data: bytes | memoryview, now: float, dtn_ms: int

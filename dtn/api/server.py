@@ -335,6 +335,19 @@ async def _send(request: web.Request) -> web.Response:
         body = await _read_body(request, limit)
         assert not isinstance(body, SpilledBody)
         return await _send_payloads(node, destination, [body], options, batch=False)
+    if "sizes" not in request.query:
+        # No fragmentation here: beyond what the node holds in memory, one bundle written to a file as it comes.
+        in_memory = node.in_memory_bundle_bytes
+        if expected is not None and expected > in_memory:
+            return await _send_large(node, destination, expected, request.content.iter_chunked(READ_CHUNK_BYTES),
+                                     options)
+        if expected is None:
+            body = await _read_body(request, in_memory, spill_dir=node.config.data_dir,
+                                    spill_limit=_room_in_store(node), spill_max_bytes=node.config.max_bundle_bytes)
+            if isinstance(body, SpilledBody):
+                with body:
+                    return await _send_large(node, destination, body.size_bytes, body.chunks(), options)
+            return await _send_payloads(node, destination, [body], options, batch=False)
     if expected is not None and expected > limit:
         raise ApiError(413, f"payload of {expected} bytes exceeds this node's limit of {limit}")
     sizes = _sizes(request, limit)
@@ -387,6 +400,21 @@ async def _send_fragmented(
                               "fragments": pieces}, status=201)
 
 
+async def _send_large(
+    node: Node, destination: str, total_bytes: int, chunks: AsyncIterable[bytes], options: dict[str, Any]
+) -> web.Response:
+    """A payload larger than the node holds in memory, sent as one bundle (the node does not fragment at the
+    source): written to a file as the body arrives. If the body breaks off, nothing is kept."""
+    try:
+        bundle_id = await node.send_large(destination, total_bytes, chunks, **options)
+    except ValueError as exc:
+        raise ApiError(413 if "exceeds" in str(exc) else 400, str(exc)) from None
+    except StoreFull as exc:
+        raise ApiError(507, str(exc)) from None
+    return web.json_response({"id": str(bundle_id), "destination": destination, "size_bytes": total_bytes},
+                             status=201)
+
+
 def _sizes(request: web.Request, limit: int) -> list[int] | None:
     """The payload sizes of a batch (``sizes=N,N,...``), or None for one payload."""
     text = request.query.get("sizes")
@@ -435,12 +463,18 @@ def _room_in_store(node: Node) -> int | None:
 
 
 async def _read_body(
-    request: web.Request, limit: int, *, spill_dir: Path | None = None, spill_limit: int | None = None
+    request: web.Request,
+    limit: int,
+    *,
+    spill_dir: Path | None = None,
+    spill_limit: int | None = None,
+    spill_max_bytes: int | None = None,
 ) -> bytes | memoryview | SpilledBody:
     """The request body, read in chunks: into one buffer of the announced length (no second copy), else
     joined; ``ApiError(413)`` beyond ``limit``, unless ``spill_dir`` is given: a body beyond ``limit`` then
     goes on into a temporary file there (unnamed: it disappears when closed or when the process dies), up to
-    ``spill_limit`` bytes (``ApiError(507)`` beyond: the store could not take it anyway)."""
+    ``spill_limit`` bytes (``ApiError(507)`` beyond: the store could not take it anyway) and ``spill_max_bytes``
+    (``ApiError(413)`` beyond: larger than the node takes)."""
     expected = request.content_length
     if expected is not None and expected > READ_CHUNK_BYTES:
         buffer = bytearray(expected)
@@ -459,6 +493,8 @@ async def _read_body(
     try:
         async for chunk in request.content.iter_chunked(READ_CHUNK_BYTES):
             size += len(chunk)
+            if spill_max_bytes is not None and size > spill_max_bytes:
+                raise ApiError(413, f"payload exceeds this node's limit of {spill_max_bytes} bytes")
             if spill_limit is not None and size > spill_limit:
                 raise ApiError(507, f"the payload exceeds the {spill_limit} bytes the store can still take")
             if spilled is not None:

@@ -487,30 +487,45 @@ def encode_bundle_stream(
     Raises ``EncodeError`` at once when the bundle cannot be encoded, and ``ValueError`` from the iteration
     when the chunks hold more or fewer than ``payload_length`` bytes.
     """
-    before, block_head = _head_parts(bundle, payload_length)
-    return _stream(before + block_head, block_head, int(bundle.blocks[-1].crc_type), payload_length, payload_chunks)
+    return _stream(BundleStreamEncoder(bundle, payload_length), payload_chunks)
 
 
 def _stream(
-    head: bytes,
-    block_head: bytes,
-    crc_type: int,
-    payload_length: int,
-    payload_chunks: Iterable[bytes | bytearray | memoryview],
+    encoder: BundleStreamEncoder, payload_chunks: Iterable[bytes | bytearray | memoryview]
 ) -> Iterator[bytes | bytearray | memoryview]:
-    crc = _RunningCrc(crc_type)
-    crc.update(block_head)
-    yield head
-    total = 0
+    yield encoder.head
     for chunk in payload_chunks:
-        size = _byte_length(chunk)
-        if not size:
-            continue
-        total += size
-        if total > payload_length:
-            raise ValueError(f"the payload chunks hold more than the {payload_length} bytes announced")
-        crc.update(chunk)
-        yield chunk
-    if total != payload_length:
-        raise ValueError(f"the payload chunks hold {total} bytes, {payload_length} were announced")
-    yield _CRC_ITEM_HEADS[crc_type] + crc.value() + b"\xff"
+        if _byte_length(chunk):
+            yield encoder.payload(chunk)
+    yield encoder.end()
+
+
+class BundleStreamEncoder:
+    """``encode_bundle_stream`` driven by its caller, for a payload that arrives piece by piece (from a network
+    body, say): write ``head``, then what ``payload(chunk)`` returns for each chunk (the chunk itself), then
+    ``end()``. Raises ``EncodeError`` at once when the bundle cannot be encoded; ``payload`` and ``end`` raise
+    ``ValueError`` when the chunks hold more or fewer than ``payload_length`` bytes."""
+
+    __slots__ = ("head", "_crc", "_crc_type", "_payload_length", "_total")
+
+    def __init__(self, bundle: Bundle, payload_length: int) -> None:
+        before, block_head = _head_parts(bundle, payload_length)
+        self.head = before + block_head
+        self._crc_type = int(bundle.blocks[-1].crc_type)
+        self._crc = _RunningCrc(self._crc_type)
+        self._crc.update(block_head)
+        self._payload_length = payload_length
+        self._total = 0
+
+    def payload(self, chunk: bytes | bytearray | memoryview) -> bytes | bytearray | memoryview:
+        self._total += _byte_length(chunk)
+        if self._total > self._payload_length:
+            raise ValueError(f"the payload chunks hold more than the {self._payload_length} bytes announced")
+        self._crc.update(chunk)
+        return chunk
+
+    def end(self) -> bytes:
+        """The payload block's CRC item and the bundle's end."""
+        if self._total != self._payload_length:
+            raise ValueError(f"the payload chunks hold {self._total} bytes, {self._payload_length} were announced")
+        return _CRC_ITEM_HEADS[self._crc_type] + self._crc.value() + b"\xff"

@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="how CGR finds alternative routes: yen (ION 4, default) or suppression (classic CGR)")
     parser.add_argument("--fragment-payload", type=int, metavar="BYTES",
                         help="send application payloads larger than BYTES as fragments of BYTES made here "
-                        "(default 16 MiB; 0: never, payloads then have the bundle size limit of 64 MiB)")
+                        "(default 16 MiB; 0: never, a larger payload then goes as one bundle written to the store "
+                        "as it arrives, up to --max-bundle)")
     parser.add_argument("--max-bundle", type=int, metavar="BYTES",
                         help="largest bundle taken from a TCPCL peer (default 4 GiB); bundles above the in-memory "
                         "threshold (--fragment-payload, or 16 MiB) are written to the store as they arrive")

@@ -4,9 +4,12 @@ agent sees its head) and forwarding such a bundle with its head rewritten and it
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+
+import pytest
 
 from dtn.agent.actions import Deliver, Transmit
-from dtn.agent.agent import AgentConfig, BundleAgent
+from dtn.agent.agent import AgentConfig, BundleAgent, LargeSubmission
 from dtn.agent.registrations import DeliveryMode
 from dtn.bundle.blocks import BundleAge, CanonicalBlock, HopCount, PrimaryBlock, payload_block
 from dtn.bundle.bundle import Bundle
@@ -14,6 +17,7 @@ from dtn.bundle.codec import decode_bundle, encode_bundle
 from dtn.bundle.crc import CrcType
 from dtn.bundle.eid import IpnEid, parse_eid
 from dtn.bundle.flags import BlockFlag, BundleFlag
+from dtn.bundle.ids import BundleId
 from dtn.bundle.stream import decode_head, encode_bundle_stream
 from dtn.convergence.base import RefuseReason
 from dtn.routing.static import StaticRouter, rule
@@ -114,3 +118,33 @@ def test_an_unknown_block_that_asks_to_be_discarded_is_removed_before_storing() 
     assert kept.block(200) is None and bytes(kept.payload) == PAYLOAD
     meta = store.get(result.bundle_id)  # type: ignore[arg-type]
     assert meta is not None and meta.size_bytes == len(store.raw(result.bundle_id))  # type: ignore[arg-type]
+
+
+def test_a_large_bundle_created_here_is_stored_from_the_runtime_file_and_streamed_out() -> None:
+    agent, store = relay()
+    agent.register("ipn:2.5", DeliveryMode.ACTIVE, 0.0, DTN_MS)
+    written: dict[BundleId, bytes] = {}
+
+    def keep_for(submission: LargeSubmission) -> Callable[[BundleMeta], bool]:
+        def keep(meta: BundleMeta) -> bool:  # what the runtime does with the file it wrote
+            data = b"".join(bytes(c) for c in encode_bundle_stream(submission.head, len(PAYLOAD), [PAYLOAD]))
+            assert len(data) == meta.size_bytes
+            written[meta.id] = data
+            return store.add_stream(meta, [data])
+        return keep
+
+    remote = agent.begin_large("ipn:3.1", len(PAYLOAD), 0.0, DTN_MS, file_name="f.bin", hop_limit=5)
+    assert len(store) == 0, "nothing is stored before the file is written"
+    remote_id = agent.submit_large(remote, keep_for(remote), 0.0, DTN_MS)
+    (transmit,) = [a for a in iter(agent.next_action, None) if isinstance(a, Transmit)]
+    assert transmit.bundle_id == remote_id and transmit.stream is not None and transmit.data == b""
+    sent = decode_bundle(b"".join(bytes(c) for c in encode_bundle_stream(
+        transmit.stream.head, transmit.stream.payload_length,
+        [written[remote_id][transmit.stream.payload_offset:][: transmit.stream.payload_length]])))
+    assert sent.payload == PAYLOAD and not sent.is_fragment and sent.hop_count == HopCount(5, 1)
+    local = agent.begin_large("ipn:2.5", len(PAYLOAD), 0.0, DTN_MS)
+    local_id = agent.submit_large(local, keep_for(local), 0.0, DTN_MS)
+    assert [a for a in iter(agent.next_action, None) if isinstance(a, Deliver)] == [Deliver("ipn:2.5", local_id)]
+    assert agent.stats.created == 2
+    with pytest.raises(ValueError, match="stored already"):
+        agent.submit_large(local, lambda meta: False, 0.0, DTN_MS)

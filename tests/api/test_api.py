@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -224,26 +223,6 @@ async def test_raw_http_shapes(api: Served) -> None:
             assert response.status == 204
         async with http.get(f"{base}/nowhere") as response:
             assert response.status == 404
-
-
-async def test_a_payload_over_the_node_limit_is_refused_without_source_fragmentation(tmp_path: Path) -> None:
-    api = await serve(tmp_path, {"node_id": "ipn:1", "data_dir": "n1", "fragment_payload_bytes": 0})
-    limit = api.node.agent.config.max_bundle_bytes if api.node.agent is not None else 0
-    chunk = b"\0" * (1 << 20)
-
-    async def too_much() -> AsyncIterator[bytes]:
-        for _ in range(limit // len(chunk) + 2):
-            yield chunk
-
-    try:
-        with pytest.raises(ApiError) as refused:
-            await api.client.send("ipn:1.1", too_much())
-        assert refused.value.status == 413 and "limit" in str(refused.value)
-        assert await api.client.bundles() == []
-        assert (await api.client.status())["node_id"] == "ipn:1.0"  # still serving
-    finally:
-        await shut(api)
-
 
 
 def test_openapi_file_documents_every_route() -> None:

@@ -20,6 +20,7 @@ from dtn.bundle.flags import BlockFlag, BundleFlag
 from dtn.bundle.reasons import StatusReason
 from dtn.bundle.stream import (
     BundleHead,
+    BundleStreamEncoder,
     NeedMoreData,
     PayloadCrcCheck,
     decode_head,
@@ -399,6 +400,30 @@ def test_stream_encoding_equals_encode_bundle(bundle: Bundle, data: st.DataObjec
     assert b"".join(encode_bundle_stream(relayed, len(payload), chunks)) == encode_bundle(relayed)
     h = decode_head(expected)
     assert b"".join(encode_bundle_stream(h.bundle, h.payload_length, [payload])) == expected
+
+
+@given(st.one_of(ALL_BUNDLES, BIG_AND_EMPTY), st.data())
+def test_driven_encoder_equals_encode_bundle(bundle: Bundle, data: st.DataObject) -> None:
+    payload = bytes(bundle.payload)
+    encoder = BundleStreamEncoder(with_payload(bundle, b""), len(payload))
+    out = [encoder.head]
+    for piece in split(payload, data.draw(chunkings(len(payload)))):
+        out.append(encoder.payload(piece))
+    out.append(encoder.end())
+    assert b"".join(out) == encode_bundle(bundle)
+
+
+def test_driven_encoder_checks_the_amount() -> None:
+    template = decode_head(_simple(b"hello")).bundle
+    short = BundleStreamEncoder(template, 5)
+    short.payload(b"hell")
+    with pytest.raises(ValueError, match="hold 4 bytes, 5 were announced"):
+        short.end()
+    long = BundleStreamEncoder(template, 5)
+    with pytest.raises(ValueError, match="more than the 5 bytes"):
+        long.payload(b"hello!")
+    with pytest.raises(EncodeError):
+        BundleStreamEncoder(Bundle(_primary(), ()), 5)
 
 
 def test_stream_encoding_checks_the_amount() -> None:
