@@ -32,7 +32,7 @@ from typing import Any
 
 from dtn import __version__
 from dtn.agent.actions import Assemble, BundleDeleted, Deliver, ReportReceived, Transmit
-from dtn.agent.agent import AgentConfig, BundleAgent
+from dtn.agent.agent import AgentConfig, BundleAgent, LargeSubmission, ReceiveResult
 from dtn.agent.heads import read_head
 from dtn.agent.registrations import DeliveryMode
 from dtn.bundle.admin import StatusReport
@@ -460,10 +460,7 @@ class Node:
             except SpoolError as exc:
                 log.warning("refused a bundle from %s: %s", link.peer_node_id or link.link_id, exc)
                 return exc.reason
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(RECEIVE_BACKPRESSURE_S):
-                    await self._room_to_transmit()
-            await self._store_turn()
+            await self._room_to_receive()
             store = self.store
             assert store is not None
 
@@ -471,19 +468,11 @@ class Node:
                 if rewritten is not None:
                     return store.add_stream(
                         meta, encode_bundle_stream(rewritten, head.payload_length, spool.payload_chunks()))
-                add_file = getattr(store, "add_file", None)
-                if add_file is not None:
-                    return bool(add_file(meta, spool.path))
-                return store.add_stream(meta, spool.file_chunks())
+                return self._adopt_file(spool.path, meta)
 
             result = agent.receive_spooled(head, keep, self.clock.now(), self.clock.dtn_ms(),
                                            from_node=link.peer_node_id)
-            if not result.accepted:
-                if result.refuse is not RefuseReason.COMPLETED:
-                    log.warning("refused a bundle from %s: %s", link.peer_node_id or link.link_id, result.detail)
-                return result.refuse
-            await self._committed()
-            return None
+            return await self._receive_outcome(link, result)
         finally:
             spool.discard()  # the store renamed or copied the file when it took the bundle
 
@@ -616,12 +605,21 @@ class Node:
     # --- the BundleSink side (called by the CLs) ---------------------------------------------------------------
 
     async def bundle_received(self, link: Link, data: bytes) -> RefuseReason | None:
-        agent = self._agent()
+        await self._room_to_receive()
+        result = self._agent().receive(data, self.clock.now(), self.clock.dtn_ms(), from_node=link.peer_node_id)
+        return await self._receive_outcome(link, result)
+
+    async def _room_to_receive(self) -> None:
+        """Before taking a received bundle: wait (a little) while the transmission queue is over its cap, then for
+        the store's turn."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(RECEIVE_BACKPRESSURE_S):
                 await self._room_to_transmit()
         await self._store_turn()
-        result = agent.receive(data, self.clock.now(), self.clock.dtn_ms(), from_node=link.peer_node_id)
+
+    async def _receive_outcome(self, link: Link, result: ReceiveResult) -> RefuseReason | None:
+        """What the CL answers for a received bundle: its refusal, or None (accepted) once the commit holding
+        it has returned."""
         if not result.accepted:
             if result.refuse is not RefuseReason.COMPLETED:
                 log.warning("refused a bundle from %s: %s", link.peer_node_id or link.link_id, result.detail)
@@ -772,14 +770,7 @@ class Node:
                 log.warning("could not reassemble %s (its fragments stay): %s", bundle_id, exc)
                 written = False
             await self._store_turn()
-
-            def keep(meta: BundleMeta) -> bool:
-                add_file = getattr(store, "add_file", None)
-                if add_file is not None:
-                    return bool(add_file(meta, path))
-                with open(path, "rb") as f:
-                    return store.add_stream(meta, iter(functools.partial(f.read, 1 << 20), b""))
-
+            keep = functools.partial(self._adopt_file, path)
             kept = self._agent().assembled(bundle_id, keep if written else None, self.clock.now(),
                                            self.clock.dtn_ms())
             await self._committed()
@@ -914,13 +905,21 @@ class Node:
         here (RFC 9171 §5.8): each is stored and forwarded while the next is read, so that memory holds at most
         one piece (and the transmission queue). Returns the id of the whole bundle once every fragment is durably
         stored. If the chunks fail or end early, the fragments stored so far are deleted (transmission
-        canceled) and the error is raised (``ValueError`` for a short or long body)."""
-        if total_bytes <= 0:
-            raise ValueError("a payload sent in fragments has at least one byte")
-        piece_bytes = self.config.fragment_payload_bytes or total_bytes
+        canceled) and the error is raised (``ValueError`` for a short or long body). A node that does not
+        fragment (``fragment_payload_bytes = 0``) sends ONE bundle instead, written to a file as the chunks come
+        (``ValueError`` above ``max_bundle_bytes``; ``StoreFull``); nothing is kept if they fail."""
         flags = report_flags(reports)
         await self._store_turn()
         agent = self._agent()
+        if not self.config.fragment_payload_bytes:
+            large = agent.begin_large(
+                destination, total_bytes, self.clock.now(), self.clock.dtn_ms(), source=source, report_to=report_to,
+                lifetime_ms=lifetime_ms, flags=flags, hop_limit=hop_limit, priority=priority, file_name=file_name,
+            )
+            return await self._send_unfragmented(large, total_bytes, chunks)
+        if total_bytes <= 0:
+            raise ValueError("a payload sent in fragments has at least one byte")
+        piece_bytes = self.config.fragment_payload_bytes
         submission = agent.begin_fragmented(
             destination, total_bytes, self.clock.now(), self.clock.dtn_ms(), source=source, report_to=report_to,
             lifetime_ms=lifetime_ms, flags=flags, hop_limit=hop_limit, priority=priority, file_name=file_name,
@@ -970,32 +969,11 @@ class Node:
         await self._committed()
         return submission.bundle_id
 
-    async def send_large(
-        self,
-        destination: str,
-        total_bytes: int,
-        chunks: AsyncIterable[bytes | bytearray | memoryview],
-        *,
-        source: str | None = None,
-        lifetime_ms: int = 86_400_000,
-        report_to: str | None = None,
-        reports: frozenset[str] = frozenset(),
-        priority: int = 1,
-        hop_limit: int | None = None,
-        file_name: str | None = None,
+    async def _send_unfragmented(
+        self, submission: LargeSubmission, total_bytes: int, chunks: AsyncIterable[bytes | bytearray | memoryview]
     ) -> BundleId:
-        """Send a ``total_bytes`` payload read from ``chunks`` as ONE bundle that is never in memory (for a node
-        that does not fragment at the source, ``fragment_payload_bytes = 0``): it is written to a file in the
-        store's payload directory as the chunks come, then stored and forwarded from the file. Returns its id
-        once it is durably stored. ``ValueError`` for a bundle over ``max_bundle_bytes`` or a short or long
-        body, ``StoreFull`` when it does not fit; nothing is kept then."""
-        await self._store_turn()
-        agent = self._agent()
-        submission = agent.begin_large(
-            destination, total_bytes, self.clock.now(), self.clock.dtn_ms(), source=source, report_to=report_to,
-            lifetime_ms=lifetime_ms, flags=report_flags(reports), hop_limit=hop_limit, priority=priority,
-            file_name=file_name,
-        )
+        """``send_stream`` for a node that does not fragment at the source: ONE bundle, written to a file in the
+        store's payload directory as the chunks come, then stored and forwarded from the file."""
         size = submission.meta.size_bytes
         if size > self.config.max_bundle_bytes:
             raise ValueError(f"bundle of {size} bytes exceeds this node's limit of {self.config.max_bundle_bytes} "
@@ -1015,19 +993,24 @@ class Node:
                         out.write(encoder.payload(chunk))
                 out.write(encoder.end())
             await self._store_turn()
-
-            def keep(meta: BundleMeta) -> bool:
-                add_file = getattr(store, "add_file", None)
-                if add_file is not None:
-                    return bool(add_file(meta, path))
-                with open(path, "rb") as f:
-                    return store.add_stream(meta, iter(functools.partial(f.read, 1 << 20), b""))
-
-            bundle_id = agent.submit_large(submission, keep, self.clock.now(), self.clock.dtn_ms())
+            bundle_id = self._agent().submit_large(
+                submission, functools.partial(self._adopt_file, path), self.clock.now(), self.clock.dtn_ms()
+            )
         finally:
             path.unlink(missing_ok=True)
         await self._committed()
         return bundle_id
+
+    def _adopt_file(self, path: Path, meta: BundleMeta) -> bool:
+        """Store the bundle ``meta`` written to ``path`` (renamed into the store when it is in the payload
+        directory); False when the store has it already."""
+        store = self.store
+        assert store is not None
+        add_file = getattr(store, "add_file", None)
+        if add_file is not None:
+            return bool(add_file(meta, path))
+        with open(path, "rb") as f:
+            return store.add_stream(meta, iter(functools.partial(f.read, 1 << 20), b""))
 
     def register(self, endpoint: str, *, passive: bool = False) -> None:
         eid = str(parse_eid(endpoint))

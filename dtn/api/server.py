@@ -323,14 +323,14 @@ async def _send(request: web.Request) -> web.Response:
     if piece_bytes and "sizes" not in request.query:
         # One payload; beyond piece_bytes it goes out as fragments made here, read from the body as it comes.
         if expected is not None and expected > piece_bytes:
-            return await _send_fragmented(node, destination, expected,
-                                          request.content.iter_chunked(READ_CHUNK_BYTES), options)
+            return await _send_streamed(node, destination, expected,
+                                        request.content.iter_chunked(READ_CHUNK_BYTES), options)
         if expected is None:
             head = await _read_body(request, piece_bytes, spill_dir=node.config.data_dir,
                                     spill_limit=_room_in_store(node))
             if isinstance(head, SpilledBody):
                 with head:
-                    return await _send_fragmented(node, destination, head.size_bytes, head.chunks(), options)
+                    return await _send_streamed(node, destination, head.size_bytes, head.chunks(), options)
             return await _send_payloads(node, destination, [head], options, batch=False)
         body = await _read_body(request, limit)
         assert not isinstance(body, SpilledBody)
@@ -339,14 +339,14 @@ async def _send(request: web.Request) -> web.Response:
         # No fragmentation here: beyond what the node holds in memory, one bundle written to a file as it comes.
         in_memory = node.in_memory_bundle_bytes
         if expected is not None and expected > in_memory:
-            return await _send_large(node, destination, expected, request.content.iter_chunked(READ_CHUNK_BYTES),
-                                     options)
+            return await _send_streamed(node, destination, expected,
+                                        request.content.iter_chunked(READ_CHUNK_BYTES), options)
         if expected is None:
             body = await _read_body(request, in_memory, spill_dir=node.config.data_dir,
                                     spill_limit=_room_in_store(node), spill_max_bytes=node.config.max_bundle_bytes)
             if isinstance(body, SpilledBody):
                 with body:
-                    return await _send_large(node, destination, body.size_bytes, body.chunks(), options)
+                    return await _send_streamed(node, destination, body.size_bytes, body.chunks(), options)
             return await _send_payloads(node, destination, [body], options, batch=False)
     if expected is not None and expected > limit:
         raise ApiError(413, f"payload of {expected} bytes exceeds this node's limit of {limit}")
@@ -384,35 +384,22 @@ async def _send_payloads(
                              status=201)
 
 
-async def _send_fragmented(
+async def _send_streamed(
     node: Node, destination: str, total_bytes: int, chunks: AsyncIterable[bytes], options: dict[str, Any]
 ) -> web.Response:
-    """A payload larger than the node's fragment size: fragments made and stored as the body arrives. If the body
-    breaks off, the fragments stored so far are deleted and nothing is acknowledged."""
+    """A payload larger than the node holds in memory, stored as the body arrives: as fragments made here, or as
+    one bundle written to a file by a node that does not fragment. If the body breaks off, nothing is kept
+    (stored fragments are deleted) and nothing is acknowledged."""
     try:
         bundle_id = await node.send_stream(destination, total_bytes, chunks, **options)
-    except ValueError as exc:
-        raise ApiError(400, str(exc)) from None
-    except StoreFull as exc:
-        raise ApiError(507, str(exc)) from None
-    pieces = -(-total_bytes // (node.config.fragment_payload_bytes or total_bytes))
-    return web.json_response({"id": str(bundle_id), "destination": destination, "size_bytes": total_bytes,
-                              "fragments": pieces}, status=201)
-
-
-async def _send_large(
-    node: Node, destination: str, total_bytes: int, chunks: AsyncIterable[bytes], options: dict[str, Any]
-) -> web.Response:
-    """A payload larger than the node holds in memory, sent as one bundle (the node does not fragment at the
-    source): written to a file as the body arrives. If the body breaks off, nothing is kept."""
-    try:
-        bundle_id = await node.send_large(destination, total_bytes, chunks, **options)
     except ValueError as exc:
         raise ApiError(413 if "exceeds" in str(exc) else 400, str(exc)) from None
     except StoreFull as exc:
         raise ApiError(507, str(exc)) from None
-    return web.json_response({"id": str(bundle_id), "destination": destination, "size_bytes": total_bytes},
-                             status=201)
+    answer: dict[str, Any] = {"id": str(bundle_id), "destination": destination, "size_bytes": total_bytes}
+    if node.config.fragment_payload_bytes:
+        answer["fragments"] = -(-total_bytes // node.config.fragment_payload_bytes)
+    return web.json_response(answer, status=201)
 
 
 def _sizes(request: web.Request, limit: int) -> list[int] | None:
