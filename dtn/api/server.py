@@ -80,6 +80,7 @@ MAX_PLAN_BYTES = 64 * 1024 * 1024
 #: Largest WebSocket window (deliveries pushed and not yet acknowledged).
 MAX_WINDOW = 64
 READ_CHUNK_BYTES = 1 << 20
+PRESIZED_BODY_MIN_BYTES = 64 << 10  # a body with a Content-Length above this is read into one buffer
 #: Payloads in one batch submission (``POST /v1/bundles?sizes=...``), and their bytes together, at most.
 MAX_BATCH = 1024
 #: With ``group=1``, deliveries ready together go out as one group while their payloads total less than this.
@@ -463,10 +464,13 @@ async def _read_body(
     ``spill_limit`` bytes (``ApiError(507)`` beyond: the store could not take it anyway) and ``spill_max_bytes``
     (``ApiError(413)`` beyond: larger than the node takes)."""
     expected = request.content_length
-    if expected is not None and expected > READ_CHUNK_BYTES:
+    if expected is not None and PRESIZED_BODY_MIN_BYTES < expected <= limit:
         buffer = bytearray(expected)
         size = 0
-        async for chunk in request.content.iter_chunked(READ_CHUNK_BYTES):
+        # the pieces as the HTTP parser fed them: read(n) would first join the ones waiting (a second copy)
+        async for chunk, _ in request.content.iter_chunks():
+            if not chunk:
+                continue  # the end of an HTTP chunk (chunked encoding with a Content-Length is not expected)
             if size + len(chunk) > expected:
                 raise ApiError(400, f"the body is longer than its Content-Length of {expected} bytes")
             buffer[size : size + len(chunk)] = chunk

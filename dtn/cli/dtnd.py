@@ -25,6 +25,7 @@ from typing import Any
 from dtn.config import LOG_LEVELS, NodeConfig, config_from_dict, read_toml
 from dtn.errors import ConfigError, DtnError
 
+from .allocator import tune_allocator
 from .common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 PROG = "dtnd"
@@ -210,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    tune_allocator()  # bundle-sized buffers reused, not faulted in afresh each time
     try:
         return asyncio.run(serve(config))
     except KeyboardInterrupt:

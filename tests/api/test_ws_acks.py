@@ -10,6 +10,7 @@ from pathlib import Path
 import aiohttp
 
 from dtn.api.models import PREFIX
+from dtn.api.server import PRESIZED_BODY_MIN_BYTES
 from dtn.bundle.ids import BundleId
 
 from .conftest import Served, serve, shut
@@ -99,6 +100,21 @@ async def test_large_payloads_in_and_out_by_http_whole_and_streamed(api: Served,
         got[delivery.bundle_id] = delivery.payload
         assert await api.client.acknowledge(delivery)
     assert got == {first: whole, second: streamed}
+
+
+async def test_bodies_at_the_presized_threshold_and_of_1_mib_arrive_intact(api: Served) -> None:
+    """Bodies with a Content-Length above ``PRESIZED_BODY_MIN_BYTES`` are read piece by piece into one buffer,
+    the others joined: either side of the threshold, and at 1 MiB, each payload arrives byte-identical."""
+    sizes = [PRESIZED_BODY_MIN_BYTES, PRESIZED_BODY_MIN_BYTES + 1, 1 << 20]
+    payloads = [bytes((i * 7 + n) % 251 for i in range(size)) for n, size in enumerate(sizes)]
+    sent = {await api.client.send("ipn:1.12", payload): payload for payload in payloads}
+    got = {}
+    for _ in payloads:
+        delivery = await api.client.receive("ipn:1.12", timeout_s=10)
+        assert delivery is not None
+        got[delivery.bundle_id] = delivery.payload
+        assert await api.client.acknowledge(delivery)
+    assert got == sent
 
 
 async def test_several_deliveries_acknowledged_in_one_frame(api: Served) -> None:

@@ -77,7 +77,7 @@ class SessionConfig:
     """Local policy. Sizes in bytes, times in seconds."""
 
     keepalive_s: int = 60  # 0: we do not want keepalives
-    segment_mru: int = 1 << 20  # largest segment we accept (our receive buffer stays below ~2x this + 256 KiB)
+    segment_mru: int = 2 << 20  # largest segment we accept (our receive buffer stays below ~2x this + 256 KiB)
     transfer_mru: int = 1 << 30  # largest bundle we accept
     # we segment at min(peer's segment MRU, this): payloads are written from the bundle, so large segments cost
     # no copy; the transport may hold one segment beyond its high-water mark

@@ -459,3 +459,17 @@ def test_api_misuse_is_local_protocol_error() -> None:
         a.tls_started(0.0, None)
     with pytest.raises(ValueError):
         TcpclSession(Role.ACTIVE, SessionConfig(segment_mru=0), "x")
+
+
+def test_a_1_mib_bundle_goes_in_one_segment_with_the_default_mru() -> None:
+    """The default segment MRU leaves room for a 1 MiB payload and its blocks: one segment, one XFER_ACK (no
+    intermediate acknowledgement, no gathering of segments at the receiver)."""
+    pair = make_pair(SessionConfig(), SessionConfig(), via_buffer=True)
+    bundle = bytes(range(256)) * 4096 + b"\xff" * 300  # 1 MiB payload plus a primary block and headers
+    tid = pair.a.start_transfer(bundle, 0.0)
+    pair.pump()
+    assert [e.data for e in pair.events_b if isinstance(e, TransferReceived)] == [bundle]
+    assert [e.transfer_id for e in pair.events_a if isinstance(e, TransferAcked)] == [tid]
+    segs = [m for w in pair.wire_a for m in messages(w) if isinstance(m, XferSegment)]
+    acks = [m for w in pair.wire_b for m in messages(w) if isinstance(m, XferAck)]
+    assert len(segs) == 1 and len(acks) == 1
