@@ -230,7 +230,7 @@ async def measure_flow(nodes: list[Dtnd], flow: Flow, senders: int, window: int,
     async with DtnClient(nodes[0].api) as tx, aiohttp.ClientSession() as http:
         ws = await http.ws_connect(f"http://{nodes[-1].api}{PREFIX}/ws", max_msg_size=0,
                                    params={"endpoint": destination, "window": str(window),
-                                           **({"group": "1"} if batch != 1 else {})})
+                                           **({"group": "1"} if flow.batch != 1 else {})})
         receiver = Receiver(ws, flow.payload_bytes, batch_acks=flow.batch != 1)
         warm = min(WARMUP_BUNDLES, flow.count)
         await asyncio.wait_for(asyncio.gather(send_all(tx, destination, payload, range(warm), senders),

@@ -665,10 +665,6 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
             del acks[:]
             batch = [bundle_id for ids, _ in frames for bundle_id in ids]
             answers = await asyncio.shield(node.release_deliveries(endpoint, batch))
-            for bundle_id in batch:
-                if bundle_id in outstanding:  # the application has it: the next delivery may go out
-                    outstanding.discard(bundle_id)
-                    slots.release()
             await asyncio.shield(node.committed())
             replies = iter(answers)
             try:
@@ -702,6 +698,10 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
             except (ValueError, KeyError, AttributeError) as exc:
                 await ws.send_str(json.dumps({"type": "error", "error": f"bad message: {exc}"}))
                 continue
+            for bundle_id in ack[0]:
+                if bundle_id in outstanding:  # the application has it: the next delivery may go out now
+                    outstanding.discard(bundle_id)
+                    slots.release()
             acks.append(ack)
             acks_ready.set()
     finally:
