@@ -1061,11 +1061,14 @@ class Node:
     def _delivery(self, endpoint: str, bundle_id: BundleId) -> Delivery | None:
         assert self.store is not None
         bundle = self._uncache(bundle_id)
-        meta = self.store.get(bundle_id)
-        if meta is None:
-            return None  # deleted (expired, say) since it arrived; the deletion's action may not be drained yet
+        meta = None
+        if bundle is None or not self._agent().holds_for_delivery(bundle_id):
+            meta = self.store.get(bundle_id)
+            if meta is None:
+                return None  # deleted (expired, say) since it arrived; the deletion's action may not be drained yet
         payload: bytes | memoryview | StoredPayload | None = None
         if bundle is None:
+            assert meta is not None
             if meta.size_bytes > self._agent().config.reassemble_in_memory_bytes:
                 head = read_head(self.store, bundle_id)
                 if head is None:

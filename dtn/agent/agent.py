@@ -186,7 +186,9 @@ class BundleAgent:
         self._arrival_ms: dict[BundleId, int] = {}
         self._came_from: dict[BundleId, str] = {}
         # Held for a local endpoint -> the subject of its delivery report, None when it asked for none.
-        self._held: dict[BundleId, Subject | None] = {}
+        # bundles held for a local endpoint since they arrived: their meta and the subject of a delivery report
+        # they asked for (None: none asked); at most MAX_HELD_SUBJECTS, the others are looked up in the store
+        self._held: dict[BundleId, tuple[BundleMeta, Subject | None]] = {}
         self._next_expiry_ms = _FAR_FUTURE_MS
         self._offset_s = 0.0  # now - dtn_ms/1000, refreshed on every call
         self._last_creation_ms = -1
@@ -253,12 +255,17 @@ class BundleAgent:
     def delivery_acknowledged(self, endpoint: str, bundle_id: BundleId, now: float, dtn_ms: int) -> bool:
         """The application took the bundle: drop the local-endpoint constraint and report delivery."""
         self._tick(now, dtn_ms)
-        meta = self.store.get(bundle_id)
+        held = self._held.get(bundle_id)
+        if held is not None:  # held since it arrived: its meta is at hand (kept up to date by _set_constraints)
+            meta: BundleMeta | None = held[0]
+        else:  # held since before a restart, or beyond MAX_HELD_SUBJECTS
+            meta = self.store.get(bundle_id)
         if meta is None or not meta.constraints & Constraint.LOCAL_ENDPOINT or meta.destination != endpoint:
             return False
-        if bundle_id in self._held:
-            subject = self._held.pop(bundle_id)
-        else:  # held since before a restart, or beyond MAX_HELD_SUBJECTS
+        if held is not None:
+            subject = held[1]
+            del self._held[bundle_id]
+        else:
             subject = self._stored_subject(meta)
         self.stats.delivered += 1
         if subject is not None:
@@ -660,7 +667,7 @@ class BundleAgent:
         )
         if held is not None and len(self._held) < MAX_HELD_SUBJECTS:
             wanted = _subject(bundle).requested(StatusKind.DELIVERED)
-            self._held[held.id] = _kept_subject(bundle) if wanted else None
+            self._held[held.id] = (held, _kept_subject(bundle) if wanted else None)
         if held is not None and self.registrations.is_active(endpoint):
             self._actions.append(Deliver(endpoint, held.id, bundle))
 
@@ -772,7 +779,8 @@ class BundleAgent:
             return
         subject = self._stored_subject(held)
         if len(self._held) < MAX_HELD_SUBJECTS:
-            self._held[held.id] = subject if subject is not None and subject.requested(StatusKind.DELIVERED) else None
+            wanted = subject is not None and subject.requested(StatusKind.DELIVERED)
+            self._held[held.id] = (held, subject if wanted else None)
         if self.registrations.is_active(held.destination):
             self._actions.append(Deliver(held.destination, held.id))
 
@@ -1139,9 +1147,18 @@ class BundleAgent:
             self._came_from.pop(meta.id, None)
             self._held.pop(meta.id, None)
             return None
-        return BundleMeta(
+        changed = BundleMeta(
             meta.id, meta.destination, meta.expiry_dtn_ms, meta.size_bytes, constraints, meta.priority, meta.next_hop
         )
+        held = self._held.get(meta.id)
+        if held is not None:
+            self._held[meta.id] = (changed, held[1])
+        return changed
+
+    def holds_for_delivery(self, bundle_id: BundleId) -> bool:
+        """True when ``bundle_id`` is known to be held for a local endpoint (without asking the store); False
+        means: not known here (ask the store)."""
+        return bundle_id in self._held
 
     def _load(self, bundle_id: BundleId) -> Bundle | None:
         try:
