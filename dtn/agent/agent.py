@@ -143,6 +143,7 @@ class _Flight:
     subject: Subject
     remaining: int
     booking: Booking | None
+    meta: BundleMeta  # as stored (kept up to date by _set_constraints while in flight)
     failed: bool = False
     detail: str = ""
 
@@ -877,7 +878,7 @@ class BundleAgent:
             return
         if meta.next_hop is not None and meta.next_hop != neighbour:  # it waited for another neighbour
             self.store.set_next_hop(meta.id, None)
-        self._flights[meta.id] = _Flight(neighbour, _kept_subject(bundle), len(pieces), booking)
+        self._flights[meta.id] = _Flight(neighbour, _kept_subject(bundle), len(pieces), booking, meta)
         if len(pieces) > 1:
             self.stats.fragments_sent += len(pieces)
         for piece in pieces:
@@ -940,7 +941,7 @@ class BundleAgent:
         if meta.next_hop is not None and meta.next_hop != neighbour:  # it waited for another neighbour
             self.store.set_next_hop(meta.id, None)
         subject = Subject(dataclasses.replace(bundle.primary), head.payload_length)
-        self._flights[meta.id] = _Flight(neighbour, subject, 1, booking)
+        self._flights[meta.id] = _Flight(neighbour, subject, 1, booking, meta)
         tid = self._next_transmission_id
         self._next_transmission_id += 1
         self._transmissions[tid] = meta.id
@@ -1006,13 +1007,11 @@ class BundleAgent:
             flight.failed, flight.detail = True, detail
         if flight.remaining > 0:
             return
-        del self._flights[bundle_id]
-        meta = self.store.get(bundle_id)
+        del self._flights[bundle_id]  # (a deletion meanwhile, at expiry say, ended the flight: no store lookup)
         if flight.failed:
             self.stats.transmit_failures += 1
             self._release(flight.booking)
-            if meta is not None:
-                self._wake_at(dtn_ms + int(self.config.retry_interval_s * 1000), bundle_id)
+            self._wake_at(dtn_ms + int(self.config.retry_interval_s * 1000), bundle_id)
             return
         if flight.booking is not None:
             self.router.sent(flight.booking)
@@ -1020,9 +1019,8 @@ class BundleAgent:
         self._report(flight.subject, StatusKind.FORWARDED, StatusReason.NO_INFO, now, dtn_ms)
         self._came_from.pop(bundle_id, None)
         self._arrival_ms.pop(bundle_id, None)
-        if meta is not None:
-            remaining = meta.constraints & ~(Constraint.FORWARD_PENDING | Constraint.CONTRAINDICATED)
-            self._set_constraints(meta, remaining)
+        meta = flight.meta
+        self._set_constraints(meta, meta.constraints & ~(Constraint.FORWARD_PENDING | Constraint.CONTRAINDICATED))
 
     # --- links and timers --------------------------------------------------------------------------------
 
@@ -1153,6 +1151,9 @@ class BundleAgent:
         held = self._held.get(meta.id)
         if held is not None:
             self._held[meta.id] = (changed, held[1])
+        flight = self._flights.get(meta.id)
+        if flight is not None:
+            flight.meta = changed
         return changed
 
     def holds_for_delivery(self, bundle_id: BundleId) -> bool:
