@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
@@ -141,32 +141,22 @@ class TcpclLink(asyncio.BufferedProtocol):
 
     async def send(self, data: bytes | memoryview) -> SendResult:
         """Send one bundle; returns once the peer acknowledged the whole of it, refused it, or the link broke."""
-        while not self.session.can_start_transfer:
-            if not self.session.established:
-                return SendResult(Outcome.FAILED, detail=f"session {self.session.state.value}")
-            self._slot.clear()
-            await self._slot.wait()
-        try:
-            tid = self.session.start_transfer(data, self._loop.time())
-        except TransferTooLarge as exc:
-            return SendResult(Outcome.REFUSED, RefuseReason.NOT_ACCEPTABLE, str(exc))
-        except LocalProtocolError as exc:
-            return SendResult(Outcome.FAILED, detail=str(exc))
-        future: asyncio.Future[SendResult] = self._loop.create_future()
-        self._sends[tid] = future
-        self._pump_soon()
-        return await future
+        return await self._transfer(lambda now: self.session.start_transfer(data, now))
 
     async def send_stream(self, length: int, chunks: Iterable[bytes | bytearray | memoryview]) -> SendResult:
         """Send one bundle of ``length`` bytes given as ``chunks`` (read as segments go out: memory holds about
         the transport's high-water mark of it); as ``send`` otherwise."""
+        return await self._transfer(lambda now: self.session.start_transfer_stream(length, chunks, now))
+
+    async def _transfer(self, start: Callable[[float], int]) -> SendResult:
+        """Wait for room for one more transfer, ``start`` it (returns its transfer ID) and wait for its outcome."""
         while not self.session.can_start_transfer:
             if not self.session.established:
                 return SendResult(Outcome.FAILED, detail=f"session {self.session.state.value}")
             self._slot.clear()
             await self._slot.wait()
         try:
-            tid = self.session.start_transfer_stream(length, chunks, self._loop.time())
+            tid = start(self._loop.time())
         except TransferTooLarge as exc:
             return SendResult(Outcome.REFUSED, RefuseReason.NOT_ACCEPTABLE, str(exc))
         except (LocalProtocolError, ValueError) as exc:
