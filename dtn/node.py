@@ -1301,6 +1301,7 @@ class Node:
         out["commits"] = self.commits
         out["commit_s"] = round(self.commit_s, 6)
         out["committed_waiters"] = self.committed_waiters
+        out["spooled_transfers"] = self.spooled_transfers
         for scheme, cl in self.cls.items():
             cl_stats = getattr(cl, "stats", None)
             if dataclasses.is_dataclass(cl_stats) and not isinstance(cl_stats, type):

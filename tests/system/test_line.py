@@ -20,6 +20,7 @@ from dtn.bundle.codec import encode_bundle
 from dtn.bundle.crc import CrcType
 from dtn.bundle.eid import parse_eid
 from dtn.bundle.flags import BundleFlag
+from dtn.bundle.ids import BundleId
 from dtn.clock import SystemClock
 from dtn.convergence.base import Link, RefuseReason
 from dtn.convergence.tcpcl.aio import TcpclConvergenceLayer
@@ -103,6 +104,33 @@ async def test_a_file_sent_in_fragments_crosses_a_relay_and_is_reassembled(tmp_p
         assert await sender.wait_report(bundle_id, "delivered", timeout_s=60) is not None
         assert (await relay.statistics())["forwarded"] == 41 + 1  # the fragments, and the report on its way back
         assert (await receiver.statistics())["reassembled"] == 1
+        await eventually(lambda: _empty(receiver), what="the receiver's store empty")
+
+
+async def test_one_unfragmented_bundle_larger_than_memory_crosses_a_relay(tmp_path: Path, stopper: list[Dtnd]) -> None:
+    """Nodes that never fragment at the source (as ION's bpsendfile sends a file): the payload goes as ONE bundle,
+    written to a file at the sender, received into a file and sent from it at the relay, received into a file at
+    the destination."""
+    nodes = line_of_nodes(tmp_path, "tcpcl", extra=["--fragment-payload", "0"])
+    for node in nodes:
+        stopper.append(node.start())
+    source = tmp_path / "whole.bin"
+    source.write_bytes(os.urandom((16 << 20) + 4321))  # above the 16 MiB a node holds in memory
+    sent = run_cli("dtnsend", "--api", nodes[0].api, "--to", "ipn:3.1", str(source), "--report", "delivered",
+                   timeout_s=120)
+    assert sent.returncode == 0, out(sent)
+    received = run_cli("dtnrecv", "--api", nodes[2].api, "--endpoint", "ipn:3.1", "--out", str(tmp_path / "inbox"),
+                       "--timeout", "120", timeout_s=180)
+    assert received.returncode == 0, out(received) + nodes[2].log()
+    assert (tmp_path / "inbox" / "whole.bin").read_bytes() == source.read_bytes()
+    bundle_id = sent.stdout.decode().split()[0]
+    assert not BundleId.parse(bundle_id).is_fragment
+    async with DtnClient(nodes[0].api) as sender, DtnClient(nodes[1].api) as relay, \
+            DtnClient(nodes[2].api) as receiver:
+        assert await sender.wait_report(bundle_id, "delivered", timeout_s=60) is not None
+        relayed = await relay.statistics()
+        assert relayed["spooled_transfers"] == 1 and relayed["fragments_sent"] == 0
+        assert (await receiver.statistics())["spooled_transfers"] == 1
         await eventually(lambda: _empty(receiver), what="the receiver's store empty")
 
 
