@@ -638,7 +638,8 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
                 if more is None or more.bundle_id in outstanding:
                     break
                 if isinstance(more.payload, StoredPayload):
-                    held = more
+                    held = more  # leased to this socket: given back with the others if it closes first
+                    outstanding.add(more.bundle_id)
                     break
                 await slots.acquire()  # free: only this task takes slots
                 outstanding.add(more.bundle_id)
