@@ -85,20 +85,26 @@ def test_50_mib_file_arrives_byte_identical(tmp_path: Path, stopper: list[Dtnd])
     assert hashlib.sha256(copy.read_bytes()).digest() == hashlib.sha256(source.read_bytes()).digest()
 
 
+def send_across(nodes: list[Dtnd], source: Path, inbox: Path) -> str:
+    """``dtnsend`` the file from the first node to ``ipn:3.1`` asking for a delivery report, ``dtnrecv`` it at
+    the last into ``inbox``; checks it arrived byte-identical and returns the bundle ID."""
+    sent = run_cli("dtnsend", "--api", nodes[0].api, "--to", "ipn:3.1", str(source), "--report", "delivered",
+                   timeout_s=120)
+    assert sent.returncode == 0, out(sent)
+    received = run_cli("dtnrecv", "--api", nodes[-1].api, "--endpoint", "ipn:3.1", "--out", str(inbox),
+                       "--timeout", "120", timeout_s=180)
+    assert received.returncode == 0, out(received) + nodes[-1].log()
+    assert (inbox / source.name).read_bytes() == source.read_bytes()
+    return sent.stdout.decode().split()[0]
+
+
 async def test_a_file_sent_in_fragments_crosses_a_relay_and_is_reassembled(tmp_path: Path, stopper: list[Dtnd]) -> None:
     nodes = line_of_nodes(tmp_path, "tcpcl", extra=["--fragment-payload", "65536"])
     for node in nodes:
         stopper.append(node.start())
     source = tmp_path / "pieces.bin"
     source.write_bytes(os.urandom(40 * 65536 + 999))
-    sent = run_cli("dtnsend", "--api", nodes[0].api, "--to", "ipn:3.1", str(source), "--report", "delivered",
-                   timeout_s=120)
-    assert sent.returncode == 0, out(sent)
-    received = run_cli("dtnrecv", "--api", nodes[2].api, "--endpoint", "ipn:3.1", "--out", str(tmp_path / "inbox"),
-                       "--timeout", "120", timeout_s=180)
-    assert received.returncode == 0, out(received) + nodes[2].log()
-    assert (tmp_path / "inbox" / "pieces.bin").read_bytes() == source.read_bytes()
-    bundle_id = sent.stdout.decode().split()[0]
+    bundle_id = send_across(nodes, source, tmp_path / "inbox")
     async with DtnClient(nodes[0].api) as sender, DtnClient(nodes[1].api) as relay, \
             DtnClient(nodes[2].api) as receiver:
         assert await sender.wait_report(bundle_id, "delivered", timeout_s=60) is not None
@@ -116,14 +122,7 @@ async def test_one_unfragmented_bundle_larger_than_memory_crosses_a_relay(tmp_pa
         stopper.append(node.start())
     source = tmp_path / "whole.bin"
     source.write_bytes(os.urandom((16 << 20) + 4321))  # above the 16 MiB a node holds in memory
-    sent = run_cli("dtnsend", "--api", nodes[0].api, "--to", "ipn:3.1", str(source), "--report", "delivered",
-                   timeout_s=120)
-    assert sent.returncode == 0, out(sent)
-    received = run_cli("dtnrecv", "--api", nodes[2].api, "--endpoint", "ipn:3.1", "--out", str(tmp_path / "inbox"),
-                       "--timeout", "120", timeout_s=180)
-    assert received.returncode == 0, out(received) + nodes[2].log()
-    assert (tmp_path / "inbox" / "whole.bin").read_bytes() == source.read_bytes()
-    bundle_id = sent.stdout.decode().split()[0]
+    bundle_id = send_across(nodes, source, tmp_path / "inbox")
     assert not BundleId.parse(bundle_id).is_fragment
     async with DtnClient(nodes[0].api) as sender, DtnClient(nodes[1].api) as relay, \
             DtnClient(nodes[2].api) as receiver:
