@@ -95,6 +95,17 @@ def _override(raw: dict[str, Any], table: str, values: dict[str, Any]) -> None:
         current.update(given)
 
 
+#: Flags that set a top-level configuration key as they are: (argparse destination, key).
+FLAG_KEYS = (
+    ("log_level", "log_level"),
+    ("clock_rate", "clock_rate"),
+    ("epoch", "epoch"),
+    ("fragment_payload", "fragment_payload_bytes"),
+    ("route_method", "route_method"),
+    ("max_bundle", "max_bundle_bytes"),
+)
+
+
 def raw_config(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
     """The configuration as a TOML-shaped dict: the file's values, then the flags over them; and the directory
     relative paths of the file are taken from."""
@@ -110,18 +121,10 @@ def raw_config(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
         raw["data_dir"] = str(args.data_dir.resolve())
     if args.plan is not None:
         raw["plan"] = str(args.plan.resolve())
-    if args.log_level is not None:
-        raw["log_level"] = args.log_level
-    if args.clock_rate is not None:
-        raw["clock_rate"] = args.clock_rate
-    if args.epoch is not None:
-        raw["epoch"] = args.epoch
-    if args.fragment_payload is not None:
-        raw["fragment_payload_bytes"] = args.fragment_payload
-    if args.route_method is not None:
-        raw["route_method"] = args.route_method
-    if args.max_bundle is not None:
-        raw["max_bundle_bytes"] = args.max_bundle
+    for flag, key in FLAG_KEYS:
+        value = getattr(args, flag)
+        if value is not None:
+            raw[key] = value
     if args.listen:
         raw["listen"] = list(args.listen)
     _override(raw, "store", {"url": args.store, "durability": args.durability, "quota_bytes": args.quota})
