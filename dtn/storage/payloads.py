@@ -1,16 +1,17 @@
 """Large bundles as files beside the database.
 
-A file is written under a temporary name, flushed and renamed to its final name; when the store must survive
-power loss, ``persist`` fsyncs the files written since the last commit and then their directory, once for the
-whole group, before the store commits the rows that point to them. A crash can therefore leave a temporary file
-(never referenced) or a finished file whose row was not committed (an orphan, perhaps incomplete); recovery
-removes both. Removing files needs no sync: a file whose removal a crash undid is an orphan too. Files are
-streamed in and out in chunks: a 1 GiB bundle is never in memory.
+A file is written under its final name before the row that points to it is committed; when the store must
+survive power loss, ``persist`` fsyncs the files written since the last commit and then their directory, once for
+the whole group, before the store commits those rows. A committed row therefore never lacks its file, and a crash
+can only leave files that no committed row names (orphans, perhaps incomplete), which recovery removes. Removing
+files needs no sync: a file whose removal a crash undid is an orphan too. Files are streamed in and out in chunks:
+a 1 GiB bundle is never in memory.
 
-Removed files of up to ``SPARE_MAX_BYTES`` are kept as spares (at most ``SPARE_FILES``, under a temporary name,
-so recovery removes them) and the next files are written over them: writing over a file's cached pages costs a
-quarter of creating a file and allocating its pages (measured on ext4: 0.13 against 0.47 ms per MiB), and the
-unlink is saved. A new file is cut to its new length, so nothing of the old bundle remains in it.
+Removed files of up to ``SPARE_MAX_BYTES`` are kept as spares (at most ``SPARE_FILES``) and the next new files
+are written over them, under the spare's name: writing over a file's cached pages costs a quarter of creating a
+file and allocating its pages (measured on ext4: 0.13 against 0.47 ms per MiB), and no unlink, rename or create
+is needed. A file written over is cut to its new length, so nothing of the old bundle remains in it. After a crash
+the spares are orphans like any other file without a row, and recovery removes them; a closed store leaves none.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ SYNC_THREADS = 8
 #: Removed files kept to be written over, and the largest file kept.
 SPARE_FILES = 64
 SPARE_MAX_BYTES = 4 << 20
-SPARE_PREFIX = TEMP_PREFIX + "spare-"
+_OPEN_FOR_WRITING = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
 
 
 def read_range(stream: BinaryIO, offset: int, length: int, chunk_bytes: int, what: str) -> Iterator[bytes]:
@@ -71,6 +72,7 @@ class PayloadFiles:
     def __init__(self, directory: Path, *, sync: bool) -> None:
         self.directory = directory
         self.sync = sync
+        self._directory = str(directory)
         self._syncers: concurrent.futures.ThreadPoolExecutor | None = None
         # removed files to write over; appended and popped from the commit thread and the event loop's thread
         self._spares: collections.deque[str] = collections.deque()
@@ -82,61 +84,73 @@ class PayloadFiles:
             raise StoreError(os_error_message(exc, f"cannot create the payload directory {directory}")) from exc
 
     def path(self, name: str) -> Path:
+        return Path(self._file(name))
+
+    def _file(self, name: str) -> str:
+        """The path of the bundle file ``name``, as a string (cheaper than a ``Path`` on the hot path)."""
         if "/" in name or name.startswith(".") or not name.endswith(SUFFIX):
             raise StoreError(f"bad payload file name {name!r} in the store database: the database is corrupt")
-        return self.directory / name
+        return os.path.join(self._directory, name)
+
+    @property
+    def spares(self) -> frozenset[str]:
+        """The names of the removed files kept to be written over."""
+        return frozenset(self._spares)
 
     @staticmethod
     def new_name() -> str:
         """A fresh file name (nothing written yet)."""
         return secrets.token_hex(16) + SUFFIX
 
+    def take_name(self) -> str:
+        """The name of the next new file: a spare's (written over) or a fresh one. Give it back with
+        ``give_back`` if it is not written after all."""
+        try:
+            return self._spares.pop()
+        except IndexError:
+            return self.new_name()
+
+    def give_back(self, names: Iterable[str]) -> None:
+        """Names from ``take_name`` that were never written: spares again (a fresh name has no file yet, and a
+        spare beyond the bound is removed)."""
+        for name in names:
+            if len(self._spares) < SPARE_FILES:
+                self._spares.append(name)
+            else:
+                self._unlink_quietly(self._file(name))
+
     def write(
         self,
-        first: bytes,
+        first: bytes | bytearray | memoryview,
         rest: Iterable[bytes | bytearray | memoryview],
         *,
         name: str | None = None,
         sync: bool = False,
     ) -> tuple[str, int]:
-        """Write ``first`` then every chunk of ``rest`` to a new file (named ``name``, default a fresh name);
+        """Write ``first`` then every chunk of ``rest`` to a new file (named ``name``, default ``take_name()``);
         returns (name, bytes written). ``sync``: its data is on disk when this returns. Durable against power
-        loss only after ``persist`` (which syncs the directory)."""
-        name = name or self.new_name()
-        temp = self.directory / (TEMP_PREFIX + name.removesuffix(SUFFIX))
+        loss only after ``persist`` (which syncs the directory). On failure no file of that name is left."""
+        name = name or self.take_name()
+        path = self._file(name)
         size = 0
         try:
-            with self._open_new(temp) as out:
-                out.write(first)
-                size += len(first)
+            fd = os.open(path, _OPEN_FOR_WRITING, 0o644)
+            try:
+                size = _write_all(fd, first)
                 for chunk in rest:
-                    out.write(chunk)
-                    size += len(chunk)
-                out.truncate()
-                out.flush()
+                    size += _write_all(fd, chunk)
+                os.ftruncate(fd, size)  # written over a spare: nothing of the old bundle stays
                 if sync:
-                    os.fdatasync(out.fileno())
-            os.replace(temp, self.directory / name)
+                    os.fdatasync(fd)
+            finally:
+                os.close(fd)
         except OSError as exc:
-            self._unlink_quietly(temp)
+            self._unlink_quietly(path)
             raise StoreError(os_error_message(exc, f"cannot write a bundle file in {self.directory}")) from exc
         except BaseException:
-            self._unlink_quietly(temp)
+            self._unlink_quietly(path)
             raise
         return name, size
-
-    def _open_new(self, temp: Path) -> BinaryIO:
-        """``temp`` opened for writing from its start: a spare renamed to it, or a new empty file."""
-        while True:
-            try:
-                spare = self._spares.pop()
-            except IndexError:
-                return open(temp, "wb")
-            try:
-                os.replace(self.directory / spare, temp)
-                return open(temp, "r+b")
-            except FileNotFoundError:
-                continue  # removed behind our back (or by recovery): take the next one
 
     def open(self, name: str) -> BinaryIO:
         """The file for reading; while it is open, removing it never makes it a spare."""
@@ -169,16 +183,16 @@ class PayloadFiles:
         """Remove files (missing ones are fine: a crash may have removed them already). Small ones are kept as
         spares to be written over, unless ``spare`` is false."""
         for name in names:
-            path = self.path(name)
+            path = self._file(name)
             if spare and len(self._spares) < SPARE_FILES and name not in self._reading:
                 try:
                     if os.stat(path).st_size <= SPARE_MAX_BYTES:
-                        kept = SPARE_PREFIX + secrets.token_hex(8)
-                        os.replace(path, self.directory / kept)
-                        self._spares.append(kept)
+                        self._spares.append(name)
                         continue
                 except FileNotFoundError:
                     continue
+            elif not spare and name in self._spares:
+                self._spares.remove(name)
             self._unlink_quietly(path)
 
     def close(self) -> None:
@@ -240,18 +254,26 @@ class PayloadFiles:
         return finished, temps
 
     def remove_temps(self, temps: Iterable[str]) -> None:
-        """Remove temporary files found by ``listing`` (spares included: they are made anew)."""
-        removed = set(temps)
-        for name in removed:
+        """Remove temporary files found by ``listing``."""
+        for name in temps:
             self._unlink_quietly(self.directory / name)
-        self._spares = collections.deque(s for s in self._spares if s not in removed)
 
     @staticmethod
-    def _unlink_quietly(path: Path) -> None:
+    def _unlink_quietly(path: str | Path) -> None:
         try:
-            path.unlink()
+            os.unlink(path)
         except FileNotFoundError:
             pass
+
+
+def _write_all(fd: int, data: bytes | bytearray | memoryview) -> int:
+    """Write all of ``data`` to ``fd``; its length."""
+    view = memoryview(data)
+    total = len(view)
+    written = os.write(fd, view)
+    while written < total:  # a regular file takes it in one call below 2 GiB; signals can cut it short
+        written += os.write(fd, view[written:])
+    return total
 
 
 class _Reader(io.BufferedReader):

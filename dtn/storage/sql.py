@@ -267,6 +267,11 @@ class SqlBundleStore:
         """Where large bundles live as files (None: in the database)."""
         return None if self._payloads is None else self._payloads.directory
 
+    @property
+    def payload_spares(self) -> frozenset[str]:
+        """The removed bundle files kept in ``payload_dir`` to be written over (see ``PayloadFiles``)."""
+        return frozenset() if self._payloads is None else self._payloads.spares
+
     def _open(self, dtn_ms: int | None) -> None:
         try:
             conn = self._conn = self._engine.connect()
@@ -430,6 +435,8 @@ class SqlBundleStore:
                 logger.exception("could not remove uncommitted bundle files (recovery will)")
         self._new_files.clear()
         self._unlink_after_commit.clear()
+        if self._payloads is not None and self._unwritten:
+            self._payloads.give_back(self._unwritten)
         self._unwritten.clear()
         self._unwritten_bytes = 0
         if self._cur is not None:
@@ -479,8 +486,14 @@ class SqlBundleStore:
             self._check_quota(meta)
             if len(raw) > MAX_UNWRITTEN_FILE_BYTES or self._unwritten_bytes + len(raw) > MAX_UNWRITTEN_BYTES:
                 return self._insert_file(meta, self._payloads, raw, ())
-            name = self._payloads.new_name()
-            if not self._insert_row(meta, None, name):
+            name = self._payloads.take_name()
+            inserted = False
+            try:
+                inserted = self._insert_row(meta, None, name)
+            finally:
+                if not inserted:
+                    self._payloads.give_back([name])
+            if not inserted:
                 return False
             self._unwritten[name] = bytes(raw)
             self._unwritten_bytes += len(raw)
@@ -630,6 +643,8 @@ class SqlBundleStore:
                 self._unlink_after_commit.append(name)
             else:  # stored and deleted in the same transaction: never written
                 self._unwritten_bytes -= len(unwritten)
+                if self._payloads is not None:
+                    self._payloads.give_back([name])
         return True
 
     def delete(self, bundle_id: BundleId) -> bool:

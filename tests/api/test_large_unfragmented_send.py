@@ -14,7 +14,7 @@ import pytest
 
 from dtn.api.client import ApiError
 from dtn.bundle.ids import BundleId
-from dtn.storage.payloads import SPARE_PREFIX, TEMP_PREFIX
+from dtn.storage.payloads import TEMP_PREFIX
 
 from .conftest import Served, free_port, serve, shut
 
@@ -24,7 +24,7 @@ SIZE = IN_MEMORY + 123_457
 
 def unfinished_files(served: Served) -> list[str]:
     directory = served.node.store.payload_dir  # type: ignore[union-attr]
-    return [n for n in os.listdir(directory) if n.startswith(TEMP_PREFIX) and not n.startswith(SPARE_PREFIX)]
+    return [n for n in os.listdir(directory) if n.startswith(TEMP_PREFIX)]
 
 
 async def test_one_bundle_larger_than_memory_crosses_two_nodes(tmp_path: Path) -> None:

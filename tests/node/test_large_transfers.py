@@ -23,7 +23,7 @@ from dtn.convergence.tcpcl.messages import (
 )
 from dtn.node import Node, StoredPayload
 from dtn.storage.base import Constraint
-from dtn.storage.payloads import SPARE_PREFIX, TEMP_PREFIX
+from dtn.storage.payloads import TEMP_PREFIX
 
 from .test_node import free_port, start, wait_for
 
@@ -41,9 +41,9 @@ def gathered_high_water(node: Node) -> int:
 
 
 def temp_files(node: Node) -> list[str]:
-    """Unfinished files (spool files among them), not the spares kept to be written over."""
+    """Unfinished files (spool files among them)."""
     directory = node.store.payload_dir  # type: ignore[union-attr]
-    return [n for n in os.listdir(directory) if n.startswith(TEMP_PREFIX) and not n.startswith(SPARE_PREFIX)]
+    return [n for n in os.listdir(directory) if n.startswith(TEMP_PREFIX)]
 
 
 async def payload_of(node: Node, endpoint: str) -> tuple[bytes, object]:

@@ -114,7 +114,7 @@ def _run_rounds(url: str, durability: Durability, seed: int, payload_dir: str | 
             assert store.bytes_used == sum(m.size_bytes for m in held)
             directory = store.payload_dir
             assert directory is not None
-            files = [p for p in directory.iterdir() if not p.name.startswith(".tmp-spare-")]
+            files = list(directory.iterdir())
             assert len(files) == sum(1 for m in held if m.size_bytes > LARGE_BYTES), "orphans were left behind"
         finally:
             store.close()

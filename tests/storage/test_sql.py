@@ -57,9 +57,11 @@ def test_committed_work_survives_close_and_uncommitted_does_not(
     store.close()
 
 
-def bundle_files(directory: Path) -> list[str]:
-    """The bundle files in a payload directory (not the spares kept to be written over)."""
-    return [name for name in os.listdir(directory) if not name.startswith(".")]
+def bundle_files(store: SqlBundleStore) -> list[str]:
+    """The bundle files in a store's payload directory (not the spares kept to be written over)."""
+    assert store.payload_dir is not None
+    return [name for name in os.listdir(store.payload_dir)
+            if not name.startswith(".") and name not in store.payload_spares]
 
 
 @pytest.mark.parametrize("store_url", SQL_BACKENDS, indirect=True)
@@ -72,11 +74,11 @@ def test_rollback_discards_work_and_files(store_url: str, tmp_path: Path) -> Non
     assert store.add_stream(streamed, [payload(streamed.id, 500)[:200], payload(streamed.id, 500)[200:]])
     store.delete(meta(1).id)
     assert store.payload_dir is not None
-    assert len(bundle_files(store.payload_dir)) == 2  # the committed one and the streamed one
+    assert len(bundle_files(store)) == 2  # the committed one and the streamed one
     store.rollback()
     assert meta(1).id in store and not store.is_known(meta(2).id) and not store.is_known(streamed.id)
     assert len(store) == 1 and store.bytes_used == 500
-    assert len(bundle_files(store.payload_dir)) == 1
+    assert len(bundle_files(store)) == 1
     store.close()
 
 
@@ -87,9 +89,9 @@ def test_payload_files_are_removed_only_after_the_delete_commits(store_url: str,
     store.commit()
     assert store.payload_dir is not None
     store.delete(meta(1).id)
-    assert len(bundle_files(store.payload_dir)) == 1, "the delete is not durable yet"
+    assert len(bundle_files(store)) == 1, "the delete is not durable yet"
     store.commit()
-    assert bundle_files(store.payload_dir) == []
+    assert bundle_files(store) == []
     store.close()
 
 
@@ -332,7 +334,7 @@ def test_commit_in_a_worker_thread_while_the_owner_keeps_using_the_store(store_u
     for m in kept:
         assert store.raw(m.id) == payload(m.id, m.size_bytes)
     assert store.payload_dir is not None
-    assert len(bundle_files(store.payload_dir)) == sum(1 for m in kept if m.size_bytes > 1000)
+    assert len(bundle_files(store)) == sum(1 for m in kept if m.size_bytes > 1000)
     store.close()
 
 
@@ -342,15 +344,15 @@ def test_a_bundle_file_is_written_by_the_commit_that_holds_its_row(store_url: st
     assert store.payload_dir is not None
     first, second = meta(1, size=5000), meta(2, size=5000)
     assert put(store, first)
-    assert bundle_files(store.payload_dir) == []  # in memory until the commit
+    assert bundle_files(store) == []  # in memory until the commit
     assert store.raw(first.id) == payload(first.id, 5000)
     with store.open_raw(first.id) as stream:
         assert stream.read() == payload(first.id, 5000)
     store.commit()
-    assert len(bundle_files(store.payload_dir)) == 1
+    assert len(bundle_files(store)) == 1
     assert put(store, second) and store.delete(second.id)  # stored and deleted in one transaction
     store.commit()
-    assert len(bundle_files(store.payload_dir)) == 1 and store.raw(first.id) == payload(first.id, 5000)
+    assert len(bundle_files(store)) == 1 and store.raw(first.id) == payload(first.id, 5000)
     assert not put(store, first)  # still a duplicate
     store.close()
     store = reopen(store_url, tmp_path, durability=Durability.POWER_LOSS, large_payload_bytes=100)
