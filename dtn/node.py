@@ -476,6 +476,16 @@ class Node:
         finally:
             spool.discard()  # the store renamed or copied the file when it took the bundle
 
+    @staticmethod
+    async def _send_parts(link: Link, action: Transmit) -> SendResult:
+        """``action``'s bundle in its parts when the link takes them so (a large payload is not joined to its
+        blocks first), else joined."""
+        send_stream = getattr(link, "send_stream", None)
+        if len(action.parts) > 1 and send_stream is not None:
+            result: SendResult = await send_stream(action.length, action.parts)
+            return result
+        return await link.send(action.data)
+
     async def _send_streamed(self, link: Link, action: Transmit) -> SendResult:
         """Send a bundle too large to encode in memory: its new head, then its payload read from the store."""
         stream = action.stream
@@ -728,7 +738,7 @@ class Node:
         agent = self._agent()
         while (action := agent.next_action()) is not None:
             if isinstance(action, Transmit):
-                self._queued_transmit_bytes += len(action.data)
+                self._queued_transmit_bytes += action.length
                 task = asyncio.create_task(self._transmit(action), name=f"dtn-send {action.bundle_id}")
                 self._send_tasks.add(task)
                 task.add_done_callback(self._send_tasks.discard)
@@ -783,7 +793,7 @@ class Node:
         try:
             await self._transmit_once(action)
         finally:
-            self._queued_transmit_bytes -= len(action.data)
+            self._queued_transmit_bytes -= action.length
             if self._queued_transmit_bytes <= MAX_QUEUED_TRANSMIT_BYTES:
                 self._transmit_room.set()
 
@@ -797,7 +807,7 @@ class Node:
                     if action.stream is not None:
                         result = await self._send_streamed(link, action)
                     else:
-                        result = await link.send(action.data)
+                        result = await self._send_parts(link, action)
                 except (OSError, DtnError) as exc:
                     ok, detail = False, str(exc)
                 else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dtn.bundle.admin import StatusReport
+from dtn.bundle.blocks import BlockData
 from dtn.bundle.bundle import Bundle
 from dtn.bundle.ids import BundleId
 from dtn.bundle.reasons import StatusReason
@@ -29,15 +30,27 @@ class StreamedBundle:
 
 @dataclass(frozen=True, slots=True)
 class Transmit:
-    """Send ``data`` (one encoded bundle or fragment of ``bundle_id``) over the link to ``neighbour``; report the
-    outcome with ``BundleAgent.transfer_done(transmission_id, ...)``. When ``stream`` is given, ``data`` is empty:
-    the bundle is streamed from the store instead."""
+    """Send one encoded bundle or fragment of ``bundle_id`` over the link to ``neighbour``; report the outcome
+    with ``BundleAgent.transfer_done(transmission_id, ...)``. ``parts``: its bytes in order (``encode_bundle_parts``:
+    a large payload is a view of the bundle's own buffer, not joined to the rest). When ``stream`` is given,
+    ``parts`` is empty: the bundle is streamed from the store instead."""
 
     transmission_id: int
     neighbour: str
     bundle_id: BundleId
-    data: bytes
+    parts: tuple[BlockData, ...]
     stream: StreamedBundle | None = None
+
+    @property
+    def length(self) -> int:
+        """Bytes in ``parts``."""
+        return sum(len(part) for part in self.parts)
+
+    @property
+    def data(self) -> bytes:
+        """The encoded bundle in one piece (joined: a copy when there are several parts)."""
+        parts = self.parts
+        return parts[0] if len(parts) == 1 and isinstance(parts[0], bytes) else b"".join(parts)
 
 
 @dataclass(frozen=True, slots=True)

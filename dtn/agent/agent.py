@@ -36,9 +36,9 @@ from dtn.agent.heads import read_head
 from dtn.agent.registrations import DeliveryMode, Registrations
 from dtn.agent.reports import StatusKind, Subject, report_about
 from dtn.bundle.admin import StatusReport, decode_admin_record, encode_admin_record
-from dtn.bundle.blocks import PrimaryBlock, payload_block
+from dtn.bundle.blocks import BlockData, PrimaryBlock, payload_block
 from dtn.bundle.bundle import Bundle
-from dtn.bundle.codec import DEFAULT_MAX_BYTES, decode_bundle, encode_bundle
+from dtn.bundle.codec import DEFAULT_MAX_BYTES, decode_bundle, encode_bundle, encode_bundle_parts
 from dtn.bundle.crc import CrcType
 from dtn.bundle.eid import NULL_EID, DtnEid, Eid, IpnEid, parse_eid
 from dtn.bundle.file_name import file_name_block
@@ -480,11 +480,13 @@ class BundleAgent:
     def _store_new(self, bundle: Bundle, dtn_ms: int, priority: int) -> BundleMeta | None:
         """Store a bundle created here; its meta, or None when its id is known already. ``ValueError`` when it is
         larger than this node takes."""
-        raw = encode_bundle(bundle)
-        if len(raw) > self.config.max_bundle_bytes:
-            raise ValueError(f"bundle of {len(raw)} bytes exceeds this node's limit of {self.config.max_bundle_bytes}")
-        meta = self._meta(bundle, len(raw), self._stored_as(bundle), dtn_ms, priority)
-        return meta if self.store.add(meta, raw) else None
+        parts = encode_bundle_parts(bundle)  # a large payload is written as it came, not joined to its blocks
+        size = sum(len(part) for part in parts)
+        if size > self.config.max_bundle_bytes:
+            raise ValueError(f"bundle of {size} bytes exceeds this node's limit of {self.config.max_bundle_bytes}")
+        meta = self._meta(bundle, size, self._stored_as(bundle), dtn_ms, priority)
+        added = self.store.add(meta, bytes(parts[0])) if len(parts) == 1 else self.store.add_stream(meta, parts)
+        return meta if added else None
 
     def _dispatch_new(self, bundle: Bundle, meta: BundleMeta, now: float, dtn_ms: int) -> None:
         self._arrival_ms[bundle.id] = dtn_ms
@@ -885,7 +887,7 @@ class BundleAgent:
             tid = self._next_transmission_id
             self._next_transmission_id += 1
             self._transmissions[tid] = meta.id
-            self._actions.append(Transmit(tid, neighbour, meta.id, encode_bundle(piece)))
+            self._actions.append(Transmit(tid, neighbour, meta.id, _unchanging(encode_bundle_parts(piece))))
 
     def _for_next_hop(
         self, meta: BundleMeta, bundle: Bundle, booking: Booking | None, now: float, dtn_ms: int,
@@ -946,7 +948,7 @@ class BundleAgent:
         self._next_transmission_id += 1
         self._transmissions[tid] = meta.id
         stream = StreamedBundle(outgoing, head.payload_offset, head.payload_length, size)
-        self._actions.append(Transmit(tid, neighbour, meta.id, b"", stream))
+        self._actions.append(Transmit(tid, neighbour, meta.id, (), stream))
 
     def receive_spooled(
         self,
@@ -1179,6 +1181,13 @@ class BundleAgent:
 _REPORT_FLAGS = (
     BundleFlag.REPORT_RECEPTION | BundleFlag.REPORT_FORWARDING | BundleFlag.REPORT_DELIVERY | BundleFlag.REPORT_DELETION
 )
+
+
+def _unchanging(parts: list[BlockData]) -> tuple[BlockData, ...]:
+    """``parts`` to hand to a link: those over a buffer that may change (an application's bytearray, a chunk buffer
+    reused for the next one) are copied, since the link writes them later; the others, such as the payload's own
+    bytes or a view of a received bundle, are not."""
+    return tuple(part if isinstance(part, bytes) or memoryview(part).readonly else bytes(part) for part in parts)
 
 
 def _subject(bundle: Bundle) -> Subject:

@@ -53,6 +53,8 @@ _CRC_LENGTHS = (0, 2, 4)
 _CRC_HEADS = (b"", b"\x42", b"\x44")
 _ZERO4 = b"\x00\x00\x00\x00"
 _SMALL_UINTS = (b"\x00", b"\x01", b"\x02")
+#: Block data at least this long is a part of its own in ``encode_bundle_parts`` (smaller parts are joined).
+OWN_PART_BYTES = 64 * 1024
 # Array head and version of a primary block, by (fragment ? 2 : 0) + (CRC ? 1 : 0).
 _PRIMARY_STARTS = (b"\x88\x07", b"\x89\x07", b"\x8a\x07", b"\x8b\x07")
 # Plain-int copies of the flags and types the checks test (IntFlag/IntEnum operators are slow).
@@ -554,6 +556,30 @@ def encode_bundle(bundle: Bundle) -> bytes:
     rule (creation time 0 needs an age block) is left to the bundle's builder, so that bundles decoded
     with ``require_bundle_age=False`` re-encode.
     """
+    return b"".join(_bundle_parts(bundle))
+
+
+def encode_bundle_parts(bundle: Bundle) -> list[BlockData]:
+    """``encode_bundle``'s bytes as a few parts, in order: a block's data (or received image) of at least
+    ``OWN_PART_BYTES`` is a part of its own, the very object the bundle holds (not copied), and the parts between
+    are joined. For writing a large bundle to a file or a socket without joining it first; the bundle's buffers
+    must not change until the parts are written."""
+    parts: list[BlockData] = []
+    small: list[BlockData] = []
+    for part in _bundle_parts(bundle):
+        if len(part) >= OWN_PART_BYTES:
+            if small:
+                parts.append(b"".join(small))
+                small = []
+            parts.append(part)
+        else:
+            small.append(part)
+    if small:
+        parts.append(b"".join(small))
+    return parts
+
+
+def _bundle_parts(bundle: Bundle) -> list[BlockData]:
     primary = bundle.primary
     blocks = bundle.blocks
     problem = _check(primary, blocks, False)
@@ -568,4 +594,4 @@ def encode_bundle(bundle: Bundle) -> bytes:
         else:
             parts.extend(_canonical_parts(block))
     parts.append(b"\xff")
-    return b"".join(parts)
+    return parts
