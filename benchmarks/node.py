@@ -195,11 +195,11 @@ async def wait_links(nodes: list[Dtnd]) -> None:
                 await asyncio.sleep(0.05)
 
 
-def numbered(payload: bytes, seq: int) -> bytearray:
-    """``payload`` with ``seq`` in its first 8 bytes, made with one copy (an application's own buffer)."""
-    data = bytearray(payload)
-    data[:8] = seq.to_bytes(8, "big")
-    return data
+def numbered(buffer: bytearray, seq: int) -> bytearray:
+    """``buffer`` (a sender's own copy of the payload) with ``seq`` in its first 8 bytes: like an application that
+    reads each payload into the same buffer, a sender reuses its buffer once the node has answered."""
+    buffer[:8] = seq.to_bytes(8, "big")
+    return buffer
 
 
 async def send_all(client: DtnClient, destination: str, payload: bytes, seqs: range, senders: int,
@@ -212,20 +212,23 @@ async def send_all(client: DtnClient, destination: str, payload: bytes, seqs: ra
         async with client.sender(destination, lifetime_ms=LIFETIME_MS) as sender:
 
             async def one_pipelined() -> None:
+                buffer = bytearray(payload)
                 for seq in todo:
-                    await sender.send(numbered(payload, seq))
+                    await sender.send(numbered(buffer, seq))
 
             await asyncio.gather(*(one_pipelined() for _ in range(senders)))
         return
 
     async def one_sender() -> None:
         if batch > 1:
+            buffers = [bytearray(payload) for _ in range(batch)]
             while chunk := list(itertools.islice(todo, batch)):
-                await client.send_many(destination, [numbered(payload, seq) for seq in chunk],
+                await client.send_many(destination, [numbered(b, seq) for b, seq in zip(buffers, chunk, strict=False)],
                                        lifetime_ms=LIFETIME_MS)
             return
+        buffer = bytearray(payload)
         for seq in todo:
-            await client.send(destination, numbered(payload, seq), lifetime_ms=LIFETIME_MS)
+            await client.send(destination, numbered(buffer, seq), lifetime_ms=LIFETIME_MS)
 
     await asyncio.gather(*(one_sender() for _ in range(senders)))
 
