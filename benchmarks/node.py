@@ -195,6 +195,10 @@ async def wait_links(nodes: list[Dtnd]) -> None:
                 await asyncio.sleep(0.05)
 
 
+#: ``send_all``'s ``batch`` for sending over one streamed HTTP request.
+STREAM_SEND = -1
+
+
 def numbered(buffer: bytearray, seq: int) -> bytearray:
     """``buffer`` (a sender's own copy of the payload) with ``seq`` in its first 8 bytes: like an application that
     reads each payload into the same buffer, a sender reuses its buffer once the node has answered."""
@@ -206,10 +210,12 @@ async def send_all(client: DtnClient, destination: str, payload: bytes, seqs: ra
                    batch: int = 1) -> None:
     """``seqs`` payloads from ``senders`` concurrent senders, one bundle per request or ``batch`` per request
     (``send_many``: one commit each); ``batch`` 0: one bundle per WebSocket message on one sending socket
-    (``DtnClient.sender``), ``senders`` messages outstanding."""
+    (``DtnClient.sender``), ``senders`` messages outstanding; ``STREAM_SEND``: the same over one streamed HTTP
+    request (``DtnClient.sender(over="http")``)."""
     todo = iter(seqs)
-    if batch == 0:
-        async with client.sender(destination, lifetime_ms=LIFETIME_MS) as sender:
+    if batch in (0, STREAM_SEND):
+        async with client.sender(destination, lifetime_ms=LIFETIME_MS,
+                                 over="websocket" if batch == 0 else "http") as sender:
 
             async def one_pipelined() -> None:
                 buffer = bytearray(payload)
@@ -321,7 +327,7 @@ async def measure_path(root: Path, count: int, durability: str, sizes: list[tupl
         for payload_bytes, n in sizes:
             tries = []
             for attempt in range(repeat):
-                flow_batch = batch if payload_bytes < MiB or batch == 0 else 1
+                flow_batch = batch if payload_bytes < MiB or batch in (0, STREAM_SEND) else 1
                 flow = Flow(path_name(count), durability, payload_bytes, n, batch=flow_batch)
                 if profile_to is not None and attempt == 0:
                     flow.profiled = profile_to / size_label(payload_bytes).replace(" ", "")
@@ -591,12 +597,15 @@ async def amain(args: argparse.Namespace) -> int:
     count_k = args.count or (300 if args.quick else 2000)
     count_m = max(10, count_k // 10)
     sizes = [(KiB, count_k), (MiB, count_m)]
-    print(f"dtnd over TCPCLv4 on 127.0.0.1, SQLite stores; {args.senders} concurrent API senders, "
-          f"{'one bundle per WebSocket message' if args.ws_send else f'{args.batch} x 1 KiB per request'}, "
+    mode = ("one bundle per WebSocket message" if args.ws_send else
+            "one streamed HTTP request (8-byte length + payload each)" if args.stream_send else
+            f"{args.batch} x 1 KiB per request")
+    print(f"dtnd over TCPCLv4 on 127.0.0.1, SQLite stores; {args.senders} concurrent API senders, {mode}, "
           f"WebSocket window {args.window}; {count_k} x 1 KiB and {count_m} x 1 MiB "
           f"per run (after {WARMUP_BUNDLES} warm-up bundles), best of {args.repeat}; {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f} at start",
           flush=True)
+    send_mode = 0 if args.ws_send else STREAM_SEND if args.stream_send else args.batch
     flows: list[Flow] = []
     raw: dict[tuple[str, int], dict[str, float]] = {}
     large: Large | None = None
@@ -607,7 +616,7 @@ async def amain(args: argparse.Namespace) -> int:
                 profiled_path = count == (3 if args.profile_path == "relay" else 2)
                 profile = args.profile if (args.profile and profiled_path and durability == durabilities[0]) else None
                 flows += await measure_path(root, count, durability, sizes, args.senders, args.window,
-                                            1 if profile else args.repeat, profile, 0 if args.ws_send else args.batch)
+                                            1 if profile else args.repeat, profile, send_mode)
                 print_flows(flows[-2:])
             raw[(durability, KiB)] = raw_sqlite(root, durability, KiB, min(count_k, 2000))
             raw[(durability, MiB)] = raw_sqlite(root, durability, MiB, min(count_m, 100))
@@ -653,6 +662,9 @@ def main() -> int:
                              "messages outstanding (instead of one HTTP request per bundle); the receiver "
                              "takes deliveries in groups and acknowledges the deliveries it has in one frame, as "
                              "with --batch")
+    parser.add_argument("--stream-send", action="store_true",
+                        help="as --ws-send over one streamed HTTP request (POST /v1/bundles/stream): each payload "
+                             "after its 8-byte length in the body, answers streamed back")
     parser.add_argument("--no-large", action="store_true", help="skip the large-payload peak RSS run")
     parser.add_argument("--large-mib", type=int, default=LARGE_PAYLOAD_MIB,
                         help=f"size of the large payload in MiB (default {LARGE_PAYLOAD_MIB})")

@@ -33,7 +33,7 @@ import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 
@@ -366,12 +366,14 @@ class DtnClient:
         priority: int = 1,
         hop_limit: int | None = None,
         source: str | None = None,
+        over: Literal["websocket", "http"] = "websocket",
     ) -> BundleSender:
-        """A WebSocket for sending many bundles to ``destination`` pipelined (one frame each, answered per commit):
-        ``async with client.sender(dest) as s: bundle_id = await s.send(payload)``. Options as ``send``."""
+        """A connection for sending many bundles to ``destination`` pipelined (answered per commit):
+        ``async with client.sender(dest) as s: bundle_id = await s.send(payload)``. Options as ``send``; ``over``:
+        a WebSocket (one frame per payload) or one streamed HTTP request (cheaper for large payloads)."""
         params = send_params(destination, lifetime_ms, priority, reports, report_to=report_to, hop_limit=hop_limit,
                              source=source)
-        return BundleSender(self, destination, params)
+        return BundleSender(self, destination, params, over)
 
     def subscribe(self, endpoint: str, *, window: int = 1) -> Subscription:
         """WebSocket push of the deliveries for ``endpoint``: ``async with client.subscribe(ep) as sub:

@@ -28,6 +28,9 @@ Routes (all under ``/v1``; errors are ``{"error": "..."}`` with a 4xx/5xx status
     GET    /v1/ws?endpoint=EID[&window=N][&group=1]    WebSocket push of deliveries (see ``_websocket``)
     GET    /v1/ws/send?destination=EID&...             WebSocket sending: one binary frame per bundle, answered
                                                        in order, per commit (see ``dtn.api.ws_send``)
+    POST   /v1/bundles/stream?destination=EID&...      the same over one HTTP request: body = payloads, each after
+                                                       its 8-byte length; NDJSON answers streamed back
+                                                       (see ``dtn.api.send_stream``)
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import StreamReader, WSCloseCode, WSMsgType, web
 
 from dtn.bundle.eid import parse_eid
 from dtn.bundle.ids import BundleId
@@ -68,6 +71,7 @@ from .models import (
     report_to_json,
     split_bind,
 )
+from .send_stream import serve_send_stream, stop_streams
 from .ws_send import serve_send_socket
 
 log = logging.getLogger("dtn.api")
@@ -91,6 +95,7 @@ NODE_KEY = web.AppKey("node", Node)
 TOKEN_KEY = web.AppKey("token", str)
 #: The open WebSockets, closed (1001, going away) when the server stops instead of waiting for their clients.
 SOCKETS_KEY = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])
+STREAMS_KEY = web.AppKey("streams", set[StreamReader])
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -313,6 +318,14 @@ async def _ws_send(request: web.Request) -> web.WebSocketResponse:
     destination, options = _send_options(request)
     return await serve_send_socket(request, node, destination, options, max_payload_bytes(node),
                                    request.app[SOCKETS_KEY])
+
+
+async def _send_stream(request: web.Request) -> web.StreamResponse:
+    """Bundles sent over one HTTP request, each payload after its length (see ``dtn.api.send_stream``)."""
+    node = request.app[NODE_KEY]
+    destination, options = _send_options(request)
+    return await serve_send_stream(request, node, destination, options, max_payload_bytes(node),
+                                   request.app[STREAMS_KEY])
 
 
 async def _send(request: web.Request) -> web.Response:
@@ -736,6 +749,7 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", f"{PREFIX}/reports", _report),
     ("GET", f"{PREFIX}/ws", _websocket),
     ("GET", f"{PREFIX}/ws/send", _ws_send),
+    ("POST", f"{PREFIX}/bundles/stream", _send_stream),
 )
 
 
@@ -745,6 +759,7 @@ def build_app(node: Node, *, token: str = "") -> web.Application:
     app[NODE_KEY] = node
     app[TOKEN_KEY] = token
     app[SOCKETS_KEY] = weakref.WeakSet()
+    app[STREAMS_KEY] = set()
     app.on_shutdown.append(_close_sockets)
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
@@ -752,6 +767,7 @@ def build_app(node: Node, *, token: str = "") -> web.Application:
 
 
 async def _close_sockets(app: web.Application) -> None:
+    stop_streams(app[STREAMS_KEY])
     sockets: weakref.WeakSet[web.WebSocketResponse] = app[SOCKETS_KEY]
     for ws in list(sockets):
         with contextlib.suppress(Exception):

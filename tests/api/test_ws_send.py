@@ -1,5 +1,6 @@
-"""Sending over a WebSocket (``/v1/ws/send``, ``DtnClient.sender``): pipelined payloads, one answer each, in
-order, once stored; refusals answer their own payload only. A real node with a SQLite store on 127.0.0.1."""
+"""Pipelined sending (``DtnClient.sender``) over a WebSocket (``/v1/ws/send``) and over one streamed HTTP request
+(``/v1/bundles/stream``): one answer per payload, in order, once stored; refusals answer their own payload only. A
+real node with a SQLite store on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ from dtn.api.models import PREFIX
 
 from .conftest import Served, free_port, serve, shut
 
+OVER = pytest.mark.parametrize("over", ["websocket", "http"])
 
-async def test_pipelined_sends_each_get_their_own_bundle_id(api: Served) -> None:
+
+@OVER
+async def test_pipelined_sends_each_get_their_own_bundle_id(api: Served, over: str) -> None:
     payloads = [f"payload {i}".encode() * (1 + i % 7) for i in range(300)]
-    async with api.client.sender("ipn:1.5", lifetime_ms=60_000) as sender:
+    async with api.client.sender("ipn:1.5", lifetime_ms=60_000, over=over) as sender:  # type: ignore[arg-type]
         ids = await sender.send_all(payloads)
         one_more = await sender.send(b"last")
     assert len(set(ids)) == len(ids) == len(payloads)
@@ -35,10 +39,11 @@ async def test_pipelined_sends_each_get_their_own_bundle_id(api: Served) -> None
     assert statistics["created"] == len(payloads) + 1
 
 
-async def test_a_refused_payload_fails_alone(tmp_path: Path) -> None:
+@OVER
+async def test_a_refused_payload_fails_alone(tmp_path: Path, over: str) -> None:
     served = await serve(tmp_path, {"node_id": "ipn:1", "data_dir": "n1", "store": {"quota_bytes": 10_000}})
     try:
-        async with served.client.sender("ipn:1.5") as sender:
+        async with served.client.sender("ipn:1.5", over=over) as sender:  # type: ignore[arg-type]
             first = await sender.send(b"a" * 4000)
             second = await sender.send(b"b" * 4000)
             with pytest.raises(ApiError) as refused:
@@ -65,16 +70,18 @@ async def test_text_frames_are_answered_with_an_error_and_options_are_checked(ap
         assert refused.value.status == 400
 
 
-async def test_a_sender_on_a_dead_node_says_so() -> None:
+@OVER
+async def test_a_sender_on_a_dead_node_says_so(over: str) -> None:
     async with DtnClient(f"127.0.0.1:{free_port()}") as client:
         with pytest.raises(NodeNotRunning):
-            async with client.sender("ipn:1.1"):
+            async with client.sender("ipn:1.1", over=over):  # type: ignore[arg-type]
                 pass
 
 
-async def test_payloads_in_flight_when_the_node_stops_fail_with_an_error(tmp_path: Path) -> None:
+@OVER
+async def test_payloads_in_flight_when_the_node_stops_fail_with_an_error(tmp_path: Path, over: str) -> None:
     served = await serve(tmp_path, {"node_id": "ipn:1", "data_dir": "n1"})
-    sender = served.client.sender("ipn:1.5")
+    sender = served.client.sender("ipn:1.5", over=over)  # type: ignore[arg-type]
     await sender.__aenter__()
     try:
         assert await sender.send(b"before")
