@@ -1,7 +1,9 @@
 """Node throughput: real ``dtnd`` processes with durable SQLite stores on 127.0.0.1 over TCPCLv4.
 
 Two paths: sender -> receiver (2 nodes) and sender -> relay -> receiver (relay). For each, bundles are submitted
-through the sender's API (``POST /v1/bundles``) by concurrent senders, and an application on the receiver takes
+through the sender's API by concurrent senders (``POST /v1/bundles``, one request each; with ``--ws-send`` one
+WebSocket message each on ``/v1/ws/send``; with ``--stream-send`` one length-prefixed payload each in the body of
+one streamed ``POST /v1/bundles/stream``), and an application on the receiver takes
 them over the WebSocket (``/v1/ws`` with a window) and acknowledges each one; a run ends when the node has
 confirmed the last acknowledgement, so every figure is end to end and acknowledged (every bundle stored durably
 on every node on its way, every delivery released durably). Figures:
@@ -22,7 +24,8 @@ nodes reach half of that as a first milestone; the relay path at least half of t
 a ``dtnd`` <= 200 MB.
 
     .venv/bin/python benchmarks/node.py [--quick] [--count N] [--durability power|process|both] [--repeat N]
-                                        [--senders N] [--window N] [--no-large | --only-large] [--large-mib N]
+                                        [--senders N] [--window N] [--batch N | --ws-send | --stream-send]
+                                        [--no-large | --only-large] [--large-mib N]
                                         [--profile DIR [--profile-path relay|2nodes]]
 
 ``--profile DIR`` runs ``py-spy record`` (install it with ``.venv/bin/pip install py-spy``) on every ``dtnd`` of
@@ -657,12 +660,13 @@ def main() -> int:
                         help="1 KiB payloads per API request (POST /v1/bundles?sizes=...; default 1: one each); "
                              "above 1 the receiver also takes deliveries in groups and acknowledges the deliveries it "
                              "has in one frame")
-    parser.add_argument("--ws-send", action="store_true",
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument("--ws-send", action="store_true",
                         help="submit over the sending WebSocket (/v1/ws/send): one bundle per message, --senders "
                              "messages outstanding (instead of one HTTP request per bundle); the receiver "
                              "takes deliveries in groups and acknowledges the deliveries it has in one frame, as "
                              "with --batch")
-    parser.add_argument("--stream-send", action="store_true",
+    modes.add_argument("--stream-send", action="store_true",
                         help="as --ws-send over one streamed HTTP request (POST /v1/bundles/stream): each payload "
                              "after its 8-byte length in the body, answers streamed back")
     parser.add_argument("--no-large", action="store_true", help="skip the large-payload peak RSS run")
