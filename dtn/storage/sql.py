@@ -481,12 +481,14 @@ class SqlBundleStore:
 
     def _add(self, meta: BundleMeta, raw: bytes) -> bool:
         if self._payloads is not None and len(raw) > self._large_payload_bytes:
-            if self.is_known(meta.id):
-                return False
-            self._check_quota(meta)
             if len(raw) > MAX_UNWRITTEN_FILE_BYTES or self._unwritten_bytes + len(raw) > MAX_UNWRITTEN_BYTES:
+                if self.is_known(meta.id):  # written now: not for a duplicate
+                    return False
+                self._check_quota(meta)
                 return self._insert_file(meta, self._payloads, raw, ())
-            name = self._payloads.take_name()
+            if not self._room_for(meta):
+                return False
+            name = self._payloads.take_name()  # a duplicate's insert does nothing: the name is given back
             inserted = False
             try:
                 inserted = self._insert_row(meta, None, name)
@@ -498,12 +500,20 @@ class SqlBundleStore:
             self._unwritten[name] = bytes(raw)
             self._unwritten_bytes += len(raw)
             return True
+        if not self._room_for(meta):
+            return False
+        return self._insert_row(meta, bytes(raw), None)
+
+    def _room_for(self, meta: BundleMeta) -> bool:
+        """Whether ``meta`` fits the quota; False for a known bundle that would not (``add`` says False for a
+        duplicate, not ``StoreFull``); ``StoreFull`` for a new one. Known or not is looked up only then: an
+        insert of a duplicate does nothing."""
         quota = self._quota_bytes
         if quota is not None and self._bytes_used + meta.size_bytes > quota:
             if self.is_known(meta.id):
                 return False
             self._check_quota(meta)
-        return self._insert_row(meta, bytes(raw), None)
+        return True
 
     def add_stream(self, meta: BundleMeta, chunks: Iterable[bytes | bytearray | memoryview]) -> bool:
         check_new_bundle(meta, None)
