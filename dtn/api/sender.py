@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 Payload = bytes | bytearray | memoryview
 #: Payloads handed to an HTTP sending stream and not yet written (``send`` waits beyond).
 STREAM_QUEUE_PAYLOADS = 16
+#: Payloads shorter than this go into the HTTP body joined to their length (one chunk); longer ones after it.
+JOIN_BELOW_BYTES = 64 * 1024
 #: How long closing waits for the node to end an HTTP sending stream.
 CLOSE_TIMEOUT_S = 30.0
 
@@ -166,8 +168,12 @@ class BundleSender:
     async def _body(self) -> AsyncIterator[bytes | bytearray | memoryview]:
         assert self._queue is not None
         while (payload := await self._queue.get()) is not None:
-            yield len(payload).to_bytes(LENGTH_BYTES, "big")
-            yield payload
+            head = len(payload).to_bytes(LENGTH_BYTES, "big")
+            if len(payload) < JOIN_BELOW_BYTES:
+                yield head + payload  # one chunk on the wire
+            else:
+                yield head
+                yield payload  # not copied here (aiohttp frames each chunk)
 
     def _on_answer(self, doc: dict[str, Any]) -> Exception | None:
         """Settle the answers ``doc`` gives; the error that ends the connection, if it says so."""
