@@ -93,6 +93,6 @@ async def test_bad_options_are_refused_before_the_stream_starts(api: Served) -> 
 async def test_the_client_sends_small_and_large_payloads_over_one_stream(api: Served) -> None:
     sizes = [0, 1, 65_535, 65_536, 200_000]
     payloads = [bytes([n]) * size for n, size in enumerate(sizes)]
-    async with api.client.sender("ipn:1.7", over="http") as sender:
+    async with api.client.sender("ipn:1.8", over="http") as sender:
         ids = await sender.send_all(payloads)
-    assert await payloads_delivered(api, ids, "ipn:1.7") == payloads
+    assert await payloads_delivered(api, ids, "ipn:1.8") == payloads
