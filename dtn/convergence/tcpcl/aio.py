@@ -58,7 +58,9 @@ class TcpclConfig:
     ssl_client: ssl.SSLContext | None = None
     connect_timeout_s: float = 30.0
     close_timeout_s: float = 10.0
-    write_high_water_bytes: int = 4 << 20
+    # 0: the session's next segments are written only once asyncio's buffer is empty, so a large segment goes
+    # from the bundle to the socket (asyncio copies what the socket does not take at once into its buffer)
+    write_high_water_bytes: int = 0
     tls_handshake_timeout_s: float = 30.0
     linger_s: float = 2.0  # after our FIN, how long we drain the peer's bytes before closing anyway
 
