@@ -41,6 +41,7 @@ from dtn.bundle.eid import encode_eid, read_eid
 from dtn.bundle.flags import REPORT_REQUEST_FLAGS, BlockFlag, BlockType, BundleFlag, block_flags, bundle_flags
 from dtn.bundle.reasons import StatusReason
 from dtn.errors import DecodeError, EncodeError, InvalidEid
+from dtn.parts import coalesce
 
 BPV7_VERSION = 7
 #: Default cap on an encoded bundle's size (bytes); callers pass their own (e.g. the CL's transfer MRU).
@@ -562,21 +563,9 @@ def encode_bundle(bundle: Bundle) -> bytes:
 def encode_bundle_parts(bundle: Bundle) -> list[BlockData]:
     """``encode_bundle``'s bytes as a few parts, in order: a block's data (or received image) of at least
     ``OWN_PART_BYTES`` is a part of its own, the very object the bundle holds (not copied), and the parts between
-    are joined. For writing a large bundle to a file or a socket without joining it first; the bundle's buffers
-    must not change until the parts are written."""
-    parts: list[BlockData] = []
-    small: list[BlockData] = []
-    for part in _bundle_parts(bundle):
-        if len(part) >= OWN_PART_BYTES:
-            if small:
-                parts.append(b"".join(small))
-                small = []
-            parts.append(part)
-        else:
-            small.append(part)
-    if small:
-        parts.append(b"".join(small))
-    return parts
+    are joined (``dtn.parts.coalesce``). For writing a large bundle to a file or a socket without joining it
+    first; the bundle's buffers must not change until the parts are written."""
+    return coalesce(_bundle_parts(bundle), OWN_PART_BYTES)
 
 
 def _bundle_parts(bundle: Bundle) -> list[BlockData]:

@@ -52,6 +52,7 @@ from dtn.convergence.tcpcl.messages import (
     transfer_length_item,
 )
 from dtn.errors import LocalProtocolError, RemoteProtocolError
+from dtn.parts import coalesce
 
 _START = int(SegmentFlag.START)
 _END = int(SegmentFlag.END)
@@ -509,21 +510,7 @@ class TcpclSession:
         self._out = []
         self._out_bytes = 0
         self._last_tx = self._now
-        if len(out) == 1:
-            return out
-        parts: list[bytes | memoryview] = []
-        small: list[bytes | memoryview] = []
-        for part in out:
-            if len(part) >= _DIRECT_WRITE_BYTES:
-                if small:
-                    parts.append(b"".join(small))
-                    small = []
-                parts.append(part)
-            else:
-                small.append(part)
-        if small:
-            parts.append(b"".join(small) if len(small) > 1 else small[0])
-        return parts
+        return out if len(out) == 1 else coalesce(out, _DIRECT_WRITE_BYTES)
 
     @property
     def wants_to_send(self) -> bool:
