@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
+import itertools
 import logging
 import os
 import threading
@@ -525,18 +526,20 @@ class SqlBundleStore:
             return False
         self._check_quota(meta)
         stream: Iterator[bytes | bytearray | memoryview] = iter(chunks)
-        head = bytearray()
+        head: list[bytes | bytearray | memoryview] = []  # joined once, or written to the file as they are
+        size = 0
         spill = self._payloads is not None and meta.size_bytes > self._large_payload_bytes
         if not spill:
             for chunk in stream:
-                head += chunk
-                if self._payloads is not None and len(head) > self._large_payload_bytes:
+                head.append(chunk)
+                size += len(chunk)
+                if self._payloads is not None and size > self._large_payload_bytes:
                     spill = True
                     break
         if spill and self._payloads is not None:
-            return self._insert_file(meta, self._payloads, bytes(head), stream)
-        check_new_bundle(meta, len(head))
-        return self._insert_row(meta, bytes(head), None)
+            return self._insert_file(meta, self._payloads, b"", itertools.chain(head, stream))
+        check_new_bundle(meta, size)
+        return self._insert_row(meta, b"".join(head), None)
 
     def add_file(self, meta: BundleMeta, path: Path) -> bool:
         """``add`` for a bundle already written to the file ``path`` (a received bundle spooled to disk): a file
