@@ -329,6 +329,36 @@ class BundleAgent:
             bundle_flags = (bundle_flags | BundleFlag.MUST_NOT_FRAGMENT) & ~_REPORT_FLAGS
         return dest, src, rpt, bundle_flags
 
+    def _fresh_head(
+        self,
+        destination: Eid | str,
+        source: Eid | str | None,
+        report_to: Eid | str | None,
+        flags: BundleFlag | int,
+        now: float,
+        dtn_ms: int,
+        *,
+        lifetime_ms: int,
+        hop_limit: int | None,
+        file_name: str | None,
+        taken: Callable[[BundleId], bool],
+        fragments: bool = False,
+    ) -> Bundle:
+        """The bundle, payload empty, that an application's options make (checked as ``submit`` does), with the
+        first creation timestamp whose id ``taken`` says is free. ``fragments``: it will be sent as fragments made
+        here (refused when it must not be; the hop count goes into every fragment, each bound by the hop limit)."""
+        self._tick(now, dtn_ms)
+        dest, src, rpt, bundle_flags = self._application_fields(destination, source, report_to, flags)
+        if fragments and bundle_flags & BundleFlag.MUST_NOT_FRAGMENT:
+            raise ValueError("a bundle that must not be fragmented (anonymous, or so flagged) cannot be sent in pieces")
+        hop_count_flags = BlockFlag.REPLICATE_IN_EVERY_FRAGMENT if fragments else NO_BLOCK_FLAGS
+        while True:
+            head = self._new_bundle(dest, b"", dtn_ms, source=src, report_to=rpt, lifetime_ms=lifetime_ms,
+                                    flags=bundle_flags, hop_limit=hop_limit, file_name=file_name,
+                                    hop_count_flags=hop_count_flags)
+            if not taken(head.id):
+                return head
+
     def begin_fragmented(
         self,
         destination: Eid | str,
@@ -347,20 +377,13 @@ class BundleAgent:
         """Start sending a ``total_bytes`` ADU as fragments made here, so that no more than one piece of it is
         ever in memory; nothing is stored until ``submit_fragment``. Raises like ``submit``, and ``ValueError``
         when the bundle must not be fragmented (a null source)."""
-        self._tick(now, dtn_ms)
-        dest, src, rpt, bundle_flags = self._application_fields(destination, source, report_to, flags)
-        if bundle_flags & BundleFlag.MUST_NOT_FRAGMENT:
-            raise ValueError("a bundle that must not be fragmented (anonymous, or so flagged) cannot be sent in pieces")
-        while True:
-            # the hop count goes into every fragment: each piece is bound by the hop limit
-            template = self._new_bundle(dest, b"", dtn_ms, source=src, report_to=rpt, lifetime_ms=lifetime_ms,
-                                        flags=bundle_flags, hop_limit=hop_limit, file_name=file_name,
-                                        hop_count_flags=BlockFlag.REPLICATE_IN_EVERY_FRAGMENT)
-            whole_id = template.id
-            if not self.store.is_known(whole_id) and not self.store.fragments_of(whole_id):
-                break
+        template = self._fresh_head(
+            destination, source, report_to, flags, now, dtn_ms, lifetime_ms=lifetime_ms, hop_limit=hop_limit,
+            file_name=file_name, fragments=True,
+            taken=lambda whole_id: self.store.is_known(whole_id) or bool(self.store.fragments_of(whole_id)),
+        )
         self.stats.created += 1
-        return FragmentedSubmission(whole_id, total_bytes, template, priority)
+        return FragmentedSubmission(template.id, total_bytes, template, priority)
 
     def begin_large(
         self,
@@ -380,13 +403,8 @@ class BundleAgent:
         """Start sending a ``payload_length`` ADU as one bundle that is never in memory: the runtime writes
         ``head`` and the payload to a file (``encode_bundle_stream``) and gives it to ``submit_large``; nothing is
         stored before. Raises like ``submit``."""
-        self._tick(now, dtn_ms)
-        dest, src, rpt, bundle_flags = self._application_fields(destination, source, report_to, flags)
-        while True:
-            head = self._new_bundle(dest, b"", dtn_ms, source=src, report_to=rpt, lifetime_ms=lifetime_ms,
-                                    flags=bundle_flags, hop_limit=hop_limit, file_name=file_name)
-            if not self.store.is_known(head.id):
-                break
+        head = self._fresh_head(destination, source, report_to, flags, now, dtn_ms, lifetime_ms=lifetime_ms,
+                                hop_limit=hop_limit, file_name=file_name, taken=self.store.is_known)
         size = encoded_length(head, payload_length)
         return LargeSubmission(head, self._meta(head, size, self._stored_as(head), dtn_ms, priority))
 
