@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from dtn.convergence.base import Link, RefuseReason
+from dtn.convergence.base import Link, NullSink, RefuseReason
 from dtn.convergence.tcpcl import tls
 from dtn.convergence.tcpcl.aio import TcpclConfig, TcpclConvergenceLayer, TcpclLink
 from dtn.convergence.tcpcl.session import SessionConfig
@@ -31,7 +31,7 @@ from dtn.convergence.tcpcl.session import SessionConfig
 MiB = 1 << 20
 
 
-class DiscardSink:
+class DiscardSink(NullSink):
     """Accepts every bundle at once and keeps nothing."""
 
     def __init__(self) -> None:
@@ -42,12 +42,6 @@ class DiscardSink:
         self.count += 1
         self.bytes += len(data)
         return None
-
-    def link_up(self, link: Link) -> None:
-        pass
-
-    def link_down(self, link: Link, reason: str) -> None:
-        pass
 
 
 # ------------------------------------------------------------------------------------------- raw reference

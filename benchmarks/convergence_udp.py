@@ -27,7 +27,7 @@ from dtn.bundle.codec import encode_bundle
 from dtn.bundle.crc import CrcType
 from dtn.bundle.eid import parse_eid
 from dtn.bundle.flags import BundleFlag
-from dtn.convergence.base import Link, RefuseReason
+from dtn.convergence.base import Link, NullSink, RefuseReason
 from dtn.convergence.udpcl.aio import UdpConvergenceLayer
 from dtn.convergence.udpcl.framing import classify_datagram
 
@@ -49,7 +49,7 @@ def bundle_of(size: int) -> bytes:
     return raw
 
 
-class CountingSink:
+class CountingSink(NullSink):
     def __init__(self) -> None:
         self.count = 0
         self.target = 0
@@ -66,12 +66,6 @@ class CountingSink:
         if self.count >= self.target:
             self.reached.set()
         return None
-
-    def link_up(self, link: Link) -> None:
-        pass
-
-    def link_down(self, link: Link, reason: str) -> None:
-        pass
 
 
 def _blackhole() -> tuple[socket.socket, int]:

@@ -24,21 +24,10 @@ from dtn.bundle.eid import IpnEid
 from dtn.bundle.flags import BundleFlag
 from dtn.bundle.stream import encode_bundle_stream, encoded_length
 from dtn.clock import SystemClock
-from dtn.convergence.base import Link, RefuseReason
+from dtn.convergence.base import NullSink
 from dtn.convergence.tcpcl.aio import TcpclConvergenceLayer, TcpclLink
 
 MiB = 1 << 20
-
-
-class _Sink:
-    async def bundle_received(self, link: Link, data: bytes) -> RefuseReason | None:
-        return None
-
-    def link_up(self, link: Link) -> None:
-        pass
-
-    def link_down(self, link: Link, reason: str) -> None:
-        pass
 
 
 def _free_port() -> int:
@@ -61,7 +50,7 @@ async def run(root: Path, payload_bytes: int) -> None:
     proc = subprocess.Popen([str(dtnd), "--node", "ipn:2", "--data-dir", str(root), "--api", f"127.0.0.1:{api}",
                              "--listen", f"tcpcl://127.0.0.1:{port}", "--log-level", "warning"])
     try:
-        cl = TcpclConvergenceLayer("ipn:1.0", _Sink())
+        cl = TcpclConvergenceLayer("ipn:1.0", NullSink())
         link: TcpclLink | None = None
         for _ in range(200):
             try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from dtn.convergence.base import Link, RefuseReason
+from dtn.convergence.base import Link, NullSink, RefuseReason
 from dtn.convergence.tcpcl.aio import TcpclConfig, TcpclConvergenceLayer, parse_address
 from dtn.convergence.tcpcl.session import SessionConfig
 from tests.convergence.tcpcl.helpers import vector
@@ -15,7 +15,7 @@ G1 = vector("gen-bundle-G1-minimal")
 G2 = vector("gen-bundle-G2-ext")
 
 
-class Sink:
+class Sink(NullSink):
     def __init__(self) -> None:
         self.received: list[bytes] = []
         self.got = asyncio.Event()
@@ -24,12 +24,6 @@ class Sink:
         self.received.append(data)
         self.got.set()
         return RefuseReason.COMPLETED if len(self.received) == 3 else None
-
-    def link_up(self, link: Link) -> None:
-        pass
-
-    def link_down(self, link: Link, reason: str) -> None:
-        pass
 
 
 async def record_session(segment_mru: int) -> list[tuple[bool, bytes]]:

@@ -90,6 +90,20 @@ class BundleSink(Protocol):
     def link_down(self, link: Link, reason: str) -> None: ...
 
 
+class NullSink:
+    """A ``BundleSink`` for a link that only sends: it takes every bundle and drops it, and ignores the link's
+    coming and going. Subclass it to watch just what you need."""
+
+    async def bundle_received(self, link: Link, data: bytes) -> RefuseReason | None:
+        return None
+
+    def link_up(self, link: Link) -> None:
+        pass
+
+    def link_down(self, link: Link, reason: str) -> None:
+        pass
+
+
 class BundleSpool(Protocol):
     """Where a bundle too large to gather in memory is written as it arrives (a file, in practice)."""
 

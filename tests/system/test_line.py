@@ -22,7 +22,7 @@ from dtn.bundle.eid import parse_eid
 from dtn.bundle.flags import BundleFlag
 from dtn.bundle.ids import BundleId
 from dtn.clock import SystemClock
-from dtn.convergence.base import Link, RefuseReason
+from dtn.convergence.base import NullSink, RefuseReason
 from dtn.convergence.tcpcl.aio import TcpclConvergenceLayer
 
 from .procs import Dtnd, command, dtnd, eventually, free_port, free_ports, line_of_nodes, run_cli
@@ -179,19 +179,6 @@ def _malformed(good: bytes) -> list[bytes]:
     return [bytes(corrupt_crc), good[: len(good) // 2], b"\x9f\x00\xff", b"not a bundle at all", b"\x9f\xff"]
 
 
-class _Peer:
-    """The receiving side of our own TCPCL peer: it expects nothing."""
-
-    async def bundle_received(self, link: Link, data: bytes) -> RefuseReason | None:
-        return None
-
-    def link_up(self, link: Link) -> None:
-        pass
-
-    def link_down(self, link: Link, reason: str) -> None:
-        pass
-
-
 async def test_malformed_bundles_from_a_neighbour_are_dropped(tmp_path: Path, stopper: list[Dtnd]) -> None:
     [port] = free_ports(1)
     node = dtnd(tmp_path, "n2", "ipn:2", listen=[f"tcpcl://127.0.0.1:{port}", f"udp://127.0.0.1:{port}"])
@@ -199,7 +186,7 @@ async def test_malformed_bundles_from_a_neighbour_are_dropped(tmp_path: Path, st
     async with DtnClient(node.api) as client:
         await client.register("ipn:2.1")
         # over TCPCLv4: each malformed bundle is refused with NOT_ACCEPTABLE, the session stays up
-        peer = TcpclConvergenceLayer("ipn:8.0", _Peer())
+        peer = TcpclConvergenceLayer("ipn:8.0", NullSink())  # our own peer's receiving side expects nothing
         try:
             link = await peer.connect(f"tcpcl://127.0.0.1:{port}", peer_node_id="ipn:2.0")
             good = _bundle("ipn:2.1", b"good over tcpcl")
