@@ -47,3 +47,26 @@ async def api(tmp_path: Path) -> AsyncIterator[Served]:
     served = await serve(tmp_path, {"node_id": "ipn:1", "data_dir": "n1"})
     yield served
     await shut(served)
+
+
+async def received(client: DtnClient, endpoint: str, count: int, timeout_s: float = 10) -> dict[str, bytes]:
+    """``count`` deliveries taken by long poll, each acknowledged: bundle ID -> payload."""
+    got: dict[str, bytes] = {}
+    for _ in range(count):
+        delivery = await client.receive(endpoint, timeout_s=timeout_s)
+        assert delivery is not None, f"{endpoint}: {len(got)} of {count} deliveries came"
+        got[delivery.bundle_id] = delivery.payload
+        assert await client.acknowledge(delivery)
+    return got
+
+
+async def subscribed(client: DtnClient, endpoint: str, count: int, window: int = 64) -> dict[str, bytes]:
+    """``count`` deliveries taken over the WebSocket, each acknowledged: bundle ID -> payload."""
+    got: dict[str, bytes] = {}
+    async with client.subscribe(endpoint, window=window) as deliveries:
+        async for delivery in deliveries:
+            got[delivery.bundle_id] = delivery.payload
+            await deliveries.ack(delivery)
+            if len(got) == count:
+                break
+    return got

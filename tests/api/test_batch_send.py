@@ -10,7 +10,7 @@ import pytest
 from dtn.api.client import ApiError
 from dtn.api.models import PREFIX
 
-from .conftest import Served, serve, shut
+from .conftest import Served, received, serve, shut
 
 
 async def test_a_batch_becomes_one_bundle_per_payload_in_one_commit(api: Served) -> None:
@@ -20,12 +20,7 @@ async def test_a_batch_becomes_one_bundle_per_payload_in_one_commit(api: Served)
     ids = await api.client.send_many("ipn:1.3", payloads, lifetime_ms=60_000)
     assert api.node.commits - commits == 1
     assert len(set(ids)) == 4
-    got = {}
-    for _ in payloads:
-        delivery = await api.client.receive("ipn:1.3", timeout_s=10)
-        assert delivery is not None
-        got[delivery.bundle_id] = delivery.payload
-        assert await api.client.acknowledge(delivery)
+    got = await received(api.client, "ipn:1.3", len(payloads))
     assert got == dict(zip(ids, payloads, strict=True))
     assert await api.client.send_many("ipn:1.3", []) == []
 

@@ -12,7 +12,7 @@ import aiohttp
 from dtn.api.models import PREFIX
 from dtn.api.send_stream import CONTENT_TYPE, LENGTH_BYTES
 
-from .conftest import Served
+from .conftest import Served, subscribed
 
 PAYLOADS = [b"first", b"", b"third payload"]
 
@@ -42,13 +42,7 @@ def sent_ids(answers: list[dict[str, object]]) -> list[str]:
 
 
 async def payloads_delivered(api: Served, ids: list[str], endpoint: str = "ipn:1.5") -> list[bytes]:
-    got: dict[str, bytes] = {}
-    async with api.client.subscribe(endpoint, window=64) as deliveries:
-        async for delivery in deliveries:
-            got[delivery.bundle_id] = delivery.payload
-            await deliveries.ack(delivery)
-            if len(got) == len(ids):
-                break
+    got = await subscribed(api.client, endpoint, len(ids))
     return [got[i] for i in ids]
 
 

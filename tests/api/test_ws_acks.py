@@ -13,7 +13,7 @@ from dtn.api.models import PREFIX
 from dtn.api.server import PRESIZED_BODY_MIN_BYTES
 from dtn.bundle.ids import BundleId
 
-from .conftest import Served, serve, shut
+from .conftest import Served, received, serve, shut
 
 
 async def _deliveries(ws: aiohttp.ClientWebSocketResponse, count: int) -> list[str]:
@@ -93,12 +93,7 @@ async def test_large_payloads_in_and_out_by_http_whole_and_streamed(api: Served,
     source.write_bytes(streamed)
     first = await api.client.send("ipn:1.9", whole)
     second = await api.client.send_file("ipn:1.9", source)
-    got = {}
-    for _ in range(2):
-        delivery = await api.client.receive("ipn:1.9", timeout_s=10)
-        assert delivery is not None
-        got[delivery.bundle_id] = delivery.payload
-        assert await api.client.acknowledge(delivery)
+    got = await received(api.client, "ipn:1.9", 2)
     assert got == {first: whole, second: streamed}
 
 
@@ -108,12 +103,7 @@ async def test_bodies_at_the_presized_threshold_and_of_1_mib_arrive_intact(api: 
     sizes = [PRESIZED_BODY_MIN_BYTES, PRESIZED_BODY_MIN_BYTES + 1, 1 << 20]
     payloads = [bytes((i * 7 + n) % 251 for i in range(size)) for n, size in enumerate(sizes)]
     sent = {await api.client.send("ipn:1.12", payload): payload for payload in payloads}
-    got = {}
-    for _ in payloads:
-        delivery = await api.client.receive("ipn:1.12", timeout_s=10)
-        assert delivery is not None
-        got[delivery.bundle_id] = delivery.payload
-        assert await api.client.acknowledge(delivery)
+    got = await received(api.client, "ipn:1.12", len(payloads))
     assert got == sent
 
 

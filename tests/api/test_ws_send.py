@@ -14,7 +14,7 @@ import pytest
 from dtn.api.client import ApiError, DtnClient, NodeNotRunning
 from dtn.api.models import PREFIX
 
-from .conftest import Served, free_port, serve, shut
+from .conftest import Served, free_port, serve, shut, subscribed
 
 OVER = pytest.mark.parametrize("over", ["websocket", "http"])
 
@@ -26,13 +26,7 @@ async def test_pipelined_sends_each_get_their_own_bundle_id(api: Served, over: s
         ids = await sender.send_all(payloads)
         one_more = await sender.send(b"last")
     assert len(set(ids)) == len(ids) == len(payloads)
-    got: dict[str, bytes] = {}
-    async with api.client.subscribe("ipn:1.5", window=64) as deliveries:
-        async for delivery in deliveries:
-            got[delivery.bundle_id] = delivery.payload
-            await deliveries.ack(delivery)
-            if len(got) == len(payloads) + 1:
-                break
+    got = await subscribed(api.client, "ipn:1.5", len(payloads) + 1)
     assert [got[i] for i in ids] == payloads  # every answer names the bundle made of that very payload
     assert got[one_more] == b"last"
     statistics = await api.client.statistics()
